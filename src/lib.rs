@@ -1,0 +1,29 @@
+//! d42sync keeps a Device42 inventory mirrored in a local SQLite database and pushes building
+//! records queued by other tools to Device42.
+//!
+//! # Layout
+//! - [`cli`]: the command line (clap definitions only).
+//! - [`config`]: typed, validated settings; the only code that reads config files and environment.
+//! - [`telemetry`]: tracing setup, JSON or text.
+//! - [`d42`]: the Device42 API: HTTP client, token lifecycle, retries, response models. No SQL.
+//! - [`store`]: SQLite: pool and pragmas, migrations, one module per table. No HTTP.
+//! - [`jobs`]: the pull and push jobs, the only place where [`d42`] and [`store`] meet.
+//! - [`daemon`]: the long-running service: scheduler, signals, single-instance lock, systemd notify.
+//! - [`metrics`]: process-wide counters and the Prometheus text exposition.
+//! - [`httpd`]: a small HTTP/1.1 server used by the simulator and the metrics endpoint.
+//! - [`sim`]: the Device42 stand-in used by `simulate`, `demo`, the tests and the benchmark.
+//! - [`commands`]: what each subcommand does, as glue over the modules above.
+
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod d42;
+pub mod daemon;
+pub mod failpoint;
+pub mod httpd;
+pub mod jobs;
+pub mod metrics;
+pub mod sim;
+pub mod store;
+pub mod telemetry;
+pub mod time;

@@ -1,1 +1,145 @@
-//! cli
+//! The command line: clap definitions only. What each command does lives in [`crate::commands`].
+
+use clap::{Args, Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Keeps a Device42 inventory mirrored in SQLite and pushes queued buildings to Device42.
+#[derive(Debug, Parser)]
+#[command(name = "d42sync", version, about, propagate_version = true)]
+pub struct Cli {
+    /// The config file (TOML).
+    #[arg(long, global = true, env = "D42SYNC_CONFIG", default_value = crate::config::DEFAULT_CONFIG_PATH)]
+    pub config: PathBuf,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands of the spec.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon: both jobs on their schedules until SIGTERM or SIGINT.
+    Run,
+    /// Pull the device inventory once now.
+    Pull {
+        /// Apply a pull even though it removes more than devices.max_delete_fraction.
+        #[arg(long)]
+        allow_mass_delete: bool,
+    },
+    /// Push the building queue once now.
+    Push,
+    /// Add a building to the queue.
+    EnqueueBuilding(EnqueueArgs),
+    /// Put dead queue rows back to pending.
+    Requeue(RequeueArgs),
+    /// Show the last runs, device count, queue counts and next runs.
+    Status {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Validate the config.
+    CheckConfig {
+        /// Also obtain a token from Device42.
+        #[arg(long)]
+        connect: bool,
+    },
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Serve a local Device42 stand-in for trials, tests and benchmarks.
+    Simulate(SimulateArgs),
+    /// The whole job once against an in-process simulator, into a local database.
+    Demo(DemoArgs),
+}
+
+/// The fields of a queued building; only `name` is required.
+#[derive(Debug, Args)]
+pub struct EnqueueArgs {
+    /// The building's name (Device42 upserts by it).
+    #[arg(long)]
+    pub name: String,
+    #[arg(long)]
+    pub address: Option<String>,
+    #[arg(long)]
+    pub contact_name: Option<String>,
+    #[arg(long)]
+    pub contact_phone: Option<String>,
+    #[arg(long)]
+    pub notes: Option<String>,
+    #[arg(long, allow_hyphen_values = true)]
+    pub latitude: Option<String>,
+    #[arg(long, allow_hyphen_values = true)]
+    pub longitude: Option<String>,
+    /// Multitenancy groups.
+    #[arg(long)]
+    pub groups: Option<String>,
+}
+
+/// Which dead rows to requeue.
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub struct RequeueArgs {
+    /// One row by id.
+    #[arg(long)]
+    pub id: Option<i64>,
+    /// Every dead row.
+    #[arg(long)]
+    pub all_dead: bool,
+}
+
+/// Options of the simulator.
+#[derive(Debug, Args)]
+pub struct SimulateArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8042")]
+    pub listen: SocketAddr,
+    /// Devices in the initial inventory.
+    #[arg(long, default_value_t = 1000)]
+    pub devices: usize,
+    /// Seed for the generated records.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// The API client key the simulator accepts.
+    #[arg(long, default_value = "sim-client-key")]
+    pub client_key: String,
+    /// The secret key the simulator accepts.
+    #[arg(long, default_value = "sim-secret-key")]
+    pub secret_key: String,
+    /// Lifetime of issued tokens.
+    #[arg(long, default_value = "10m", value_parser = parse_duration)]
+    pub token_ttl: std::time::Duration,
+    /// Delay before each devices page.
+    #[arg(long, default_value = "0s", value_parser = parse_duration)]
+    pub page_delay: std::time::Duration,
+    /// Delay before each building POST.
+    #[arg(long, default_value = "0s", value_parser = parse_duration)]
+    pub post_delay: std::time::Duration,
+    /// Probability that an API request meets a random retryable fault.
+    #[arg(long, default_value_t = 0.0)]
+    pub fail_rate: f64,
+    /// Spell the devices list key in lower case ("devices").
+    #[arg(long)]
+    pub lowercase_list_key: bool,
+    /// PEM certificate to serve TLS with (needs --tls-key).
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+}
+
+/// Options of the demo.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Directory for the demo's database and config.
+    #[arg(long, default_value = "d42sync-demo")]
+    pub dir: PathBuf,
+    /// Devices in the simulated inventory.
+    #[arg(long, default_value_t = 5000)]
+    pub devices: usize,
+}
+
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    crate::time::parse_duration(s)
+}

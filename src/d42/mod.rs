@@ -1,1 +1,25 @@
-//! d42
+//! The Device42 API: one HTTP client with timeouts, TLS settings, the token lifecycle, retries
+//! with capped, jittered backoff, and the response models. No SQL here.
+//!
+//! - [`client`]: [`Client`], requests with authentication and retries.
+//! - [`token`]: the token cache: obtained once, refreshed before expiry, single flight.
+//! - [`models`]: parsing of the responses, tolerant where Device42 is inconsistent.
+//! - [`error`]: [`Error`], which says whether a failure is worth retrying.
+
+pub mod client;
+pub mod error;
+pub mod models;
+pub mod token;
+
+pub use client::Client;
+pub use error::Error;
+
+/// The token endpoint (the trailing slash is required by Device42).
+pub const TOKEN_PATH: &str = "/tauth/1.0/token/";
+
+/// The building upsert endpoint.
+pub const BUILDINGS_PATH: &str = "/api/1.0/buildings/";
+
+/// Longest excerpt of a response body quoted in an error: enough to recognise the page, short
+/// enough for one log line.
+pub const EXCERPT_BYTES: usize = 200;

@@ -1,1 +1,108 @@
-//! store
+//! SQLite: the pool and its pragmas, migrations, and one module per table's queries. No HTTP.
+//!
+//! Every connection runs in WAL mode with `synchronous=NORMAL`, a busy timeout and foreign keys
+//! on, so reporting tools can read (and insert into the queue) while the daemon writes. Every
+//! write transaction starts with `BEGIN IMMEDIATE`: a deferred transaction that reads and then
+//! writes can fail with "database is locked" under concurrency even with a busy timeout.
+
+pub mod devices;
+pub mod queue;
+pub mod runs;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Sqlite, SqlitePool, Transaction};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// How long a connection waits for another writer before "database is locked": long enough for
+/// the longest write transaction (the final swap of a large pull), short of a stall.
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The WAL file is truncated back to this size after a checkpoint, so one big pull does not
+/// leave a huge `-wal` file behind for good.
+pub const JOURNAL_SIZE_LIMIT: u64 = 64 << 20;
+
+/// Connections in the pool: one pull (which holds one for its staging table), push workers,
+/// and status queries.
+const MAX_CONNECTIONS: u32 = 8;
+
+/// Errors of the store, with the operation that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database file could not be opened or created.
+    #[error("cannot open database {path}: {source}")]
+    Open {
+        /// The database file.
+        path: PathBuf,
+        /// Why.
+        source: sqlx::Error,
+    },
+    /// A migration failed.
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A query failed.
+    #[error("database error: {0}")]
+    Sql(#[from] sqlx::Error),
+}
+
+/// The application's handle on its SQLite database.
+#[derive(Clone, Debug)]
+pub struct Db {
+    /// The shared pool; every connection carries the pragmas above.
+    pub pool: SqlitePool,
+    /// The database file, for messages and the lock file next to it.
+    pub path: PathBuf,
+}
+
+impl Db {
+    /// Opens (creating if missing) the database at `path` and applies pending migrations.
+    pub async fn open(path: &Path) -> Result<Self, StoreError> {
+        let db = Self::open_unmigrated(path).await?;
+        db.migrate().await?;
+        Ok(db)
+    }
+
+    /// Opens the database without migrating (for `migrate` itself and read-only commands).
+    pub async fn open_unmigrated(path: &Path) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(BUSY_TIMEOUT)
+            .foreign_keys(true)
+            .pragma("journal_size_limit", JOURNAL_SIZE_LIMIT.to_string())
+            // Large temp tables (a pull's staging) spill to disk rather than grow memory.
+            .pragma("temp_store", "FILE");
+        let pool = SqlitePoolOptions::new()
+            .max_connections(MAX_CONNECTIONS)
+            .min_connections(0)
+            .acquire_timeout(BUSY_TIMEOUT + Duration::from_secs(5))
+            .connect_with(options)
+            .await
+            .map_err(|source| StoreError::Open { path: path.to_path_buf(), source })?;
+        Ok(Self { pool, path: path.to_path_buf() })
+    }
+
+    /// Applies the embedded migrations that have not run yet.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        sqlx::migrate!("./migrations").run(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Starts a write transaction that holds the write lock from its first statement.
+    pub async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
+    /// `PRAGMA integrity_check`: `"ok"` for a healthy file.
+    pub async fn integrity_check(&self) -> Result<String, StoreError> {
+        let (result,): (String,) = sqlx::query_as("PRAGMA integrity_check").fetch_one(&self.pool).await?;
+        Ok(result)
+    }
+
+    /// Closes every connection (after which the WAL is checkpointed by SQLite).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}

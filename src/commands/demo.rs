@@ -1,0 +1,103 @@
+//! `simulate` (serve the Device42 stand-in) and `demo` (the whole job once against an
+//! in-process simulator, into a local database, with a summary).
+
+use crate::cli::{DemoArgs, SimulateArgs};
+use crate::config;
+use crate::d42::Client;
+use crate::jobs::{pull_devices, push_buildings};
+use crate::sim::{self, ListKey, SimConfig, Simulator};
+use crate::store::{Db, queue};
+use std::os::unix::fs::PermissionsExt;
+use tokio_util::sync::CancellationToken;
+
+/// `simulate`: serves until SIGINT/SIGTERM.
+pub async fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
+    let cfg = SimConfig {
+        devices: args.devices,
+        seed: args.seed,
+        client_key: args.client_key,
+        secret_key: args.secret_key,
+        token_ttl: args.token_ttl,
+        list_key: if args.lowercase_list_key { ListKey::LowerDevices } else { ListKey::Devices },
+        page_delay: args.page_delay,
+        post_delay: args.post_delay,
+        fail_rate: args.fail_rate,
+        ..SimConfig::default()
+    };
+    let tls = match (args.tls_cert, args.tls_key) {
+        (Some(cert), Some(key)) => Some((std::fs::read_to_string(cert)?, std::fs::read_to_string(key)?)),
+        _ => None,
+    };
+    let stop = CancellationToken::new();
+    let _ = crate::daemon::signals::install(stop.clone())?;
+    sim::run(cfg, args.listen, tls, stop).await
+}
+
+/// Example queries printed at the end of the demo.
+const EXAMPLE_QUERIES: [&str; 2] = [
+    "SELECT type, count(*) FROM devices GROUP BY type ORDER BY 2 DESC;",
+    "SELECT name, json_extract(raw, '$.os_name') AS os FROM devices WHERE in_service LIMIT 5;",
+];
+
+/// `demo`: simulator, config, one pull, a few buildings pushed, the status.
+pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&args.dir)?;
+    let dir = std::fs::canonicalize(&args.dir)?;
+    let sim = Simulator::start(
+        SimConfig { devices: args.devices, ..SimConfig::default() },
+        "127.0.0.1:0".parse()?,
+    )
+    .await?;
+    let defaults = SimConfig::default();
+    let secret = dir.join("secret_key");
+    std::fs::write(&secret, &defaults.secret_key)?;
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600))?;
+    let config_path = dir.join("d42sync.toml");
+    std::fs::write(
+        &config_path,
+        format!(
+            "# Written by `d42sync demo` for its in-process simulator.\n\
+             [device42]\nbase_url = \"{}\"\nclient_key = \"{}\"\nsecret_key_file = \"{}\"\n\n\
+             [database]\npath = \"{}\"\n\n[devices]\nendpoint = \"/api/2.0/devices/\"\n\
+             include_cols = [\"notes\", \"in_service\", \"os_name\", \"os_version\", \"hardware\", \"tags\"]\n\n\
+             [log]\nformat = \"text\"\nlevel = \"warn\"\n",
+            sim.base_url(),
+            defaults.client_key,
+            secret.display(),
+            dir.join("inventory.db").display()
+        ),
+    )?;
+    let settings = config::load(&config_path)?;
+    let _lock = crate::daemon::lock::InstanceLock::acquire(&settings.database.path)?;
+    let db = Db::open(&settings.database.path).await?;
+    crate::daemon::recover(&db).await?;
+    let client = Client::new(&settings.device42).map_err(|e| anyhow::anyhow!(e))?;
+    let stop = CancellationToken::new();
+
+    println!("d42sync demo: simulated Device42 with {} devices at {}", args.devices, sim.base_url());
+    let pull = pull_devices::run(&db, &client, &settings.devices, Default::default(), &stop).await?;
+    println!(
+        "pulled {} devices in {:.2}s ({} added, {} changed, {} removed)",
+        pull.counts.items,
+        pull.duration.as_secs_f64(),
+        pull.counts.added,
+        pull.counts.changed,
+        pull.counts.removed
+    );
+    for (name, address) in [("Head office", "1 Main St, New York"), ("Lab", "42 Research Way, Boston"), ("DC-West", "7 Server Rd, Reno")] {
+        let building = queue::NewBuilding { name: name.into(), address: Some(address.into()), ..Default::default() };
+        queue::enqueue(&db, &building).await?;
+    }
+    let push = push_buildings::run(&db, &client, &settings.buildings, &stop).await?;
+    println!("pushed {} buildings ({} failed)", push.counts.sent, push.counts.failed);
+    println!("\n{}", super::status::render(&super::status::gather(&db, &settings).await?));
+    db.close().await;
+    sim.shutdown().await;
+    println!("database: {}", settings.database.path.display());
+    println!("config:   {}", config_path.display());
+    println!("try:");
+    for q in EXAMPLE_QUERIES {
+        println!("  sqlite3 {} \"{q}\"", settings.database.path.display());
+    }
+    Ok(())
+}

@@ -1,0 +1,194 @@
+//! What each subcommand does: glue over config, store, client, jobs and daemon.
+//!
+//! Exit codes: 0 success, 1 the job failed, 2 usage error (clap), 78 configuration error with the
+//! key named on stderr.
+
+pub mod demo;
+pub mod status;
+
+use crate::cli::{Cli, Command, EnqueueArgs};
+use crate::config::{self, ConfigError, LogFormat, Settings};
+use crate::d42::Client;
+use crate::daemon::{self, lock::InstanceLock};
+use crate::jobs::{pull_devices, push_buildings};
+use crate::store::{Db, queue};
+use std::process::ExitCode;
+use tokio_util::sync::CancellationToken;
+
+/// `EX_CONFIG` from sysexits.h: systemd's `RestartPreventExitStatus=78` keys on it.
+pub const EXIT_CONFIG: u8 = 78;
+
+/// A failure already logged where it happened: only the exit code is left to give.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Reported(pub String);
+
+/// Runs the parsed command line and returns the process exit code.
+pub fn main(cli: Cli) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("d42sync: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(dispatch(cli));
+    // Jobs still winding down (a POST past the stop grace) must not hold the exit.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            if let Some(c) = e.downcast_ref::<ConfigError>() {
+                eprintln!("d42sync: config error: {c}");
+                return ExitCode::from(EXIT_CONFIG);
+            }
+            if e.downcast_ref::<Reported>().is_none() {
+                tracing::error!(error = %format!("{e:#}"), "command failed");
+                eprintln!("d42sync: {e:#}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn dispatch(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Simulate(args) => {
+            crate::telemetry::init(LogFormat::Text, "info");
+            demo::simulate(args).await
+        }
+        Command::Demo(args) => {
+            crate::telemetry::init(LogFormat::Text, "warn");
+            demo::run(args).await
+        }
+        command => {
+            let settings = config::load(&cli.config)?;
+            crate::telemetry::init(settings.log.format, &settings.log.level);
+            for w in &settings.warnings {
+                tracing::warn!("{w}");
+            }
+            with_settings(command, cli.config, settings).await
+        }
+    }
+}
+
+async fn with_settings(command: Command, config_path: std::path::PathBuf, settings: Settings) -> anyhow::Result<()> {
+    match command {
+        Command::Run => daemon::run(config_path, settings).await,
+        Command::Pull { allow_mass_delete } => pull(&settings, allow_mass_delete).await,
+        Command::Push => push(&settings).await,
+        Command::EnqueueBuilding(args) => enqueue(&settings, args).await,
+        Command::Requeue(args) => requeue(&settings, args.id).await,
+        Command::Status { json } => status::run(&settings, json).await,
+        Command::CheckConfig { connect } => check_config(&settings, connect).await,
+        Command::Migrate => {
+            let db = Db::open_unmigrated(&settings.database.path).await?;
+            db.migrate().await?;
+            println!("migrations applied to {}", settings.database.path.display());
+            Ok(())
+        }
+        Command::Simulate(_) | Command::Demo(_) => unreachable!("handled before the config is loaded"),
+    }
+}
+
+/// What `pull` and `push` need: the lock, a migrated and recovered database, a client, and a
+/// stop token wired to SIGTERM/SIGINT.
+struct OneShot {
+    _lock: InstanceLock,
+    db: Db,
+    client: Client,
+    stop: CancellationToken,
+}
+
+async fn one_shot(settings: &Settings) -> anyhow::Result<OneShot> {
+    let lock = InstanceLock::acquire(&settings.database.path)?;
+    let db = Db::open(&settings.database.path).await?;
+    daemon::recover(&db).await?;
+    let client = Client::new(&settings.device42).map_err(|e| anyhow::anyhow!(e))?;
+    let stop = CancellationToken::new();
+    let _reloads = daemon::signals::install(stop.clone())?;
+    Ok(OneShot { _lock: lock, db, client, stop })
+}
+
+async fn pull(settings: &Settings, allow_mass_delete: bool) -> anyhow::Result<()> {
+    let run = one_shot(settings).await?;
+    let options = pull_devices::PullOptions { allow_mass_delete };
+    let report = pull_devices::run(&run.db, &run.client, &settings.devices, options, &run.stop).await;
+    run.db.close().await;
+    match report {
+        Ok(r) if r.outcome == "held" => Err(Reported("pull held by the mass-deletion guard".into()).into()),
+        Ok(_) => Ok(()),
+        Err(e) => Err(Reported(format!("{e:#}")).into()),
+    }
+}
+
+async fn push(settings: &Settings) -> anyhow::Result<()> {
+    let run = one_shot(settings).await?;
+    let report = push_buildings::run(&run.db, &run.client, &settings.buildings, &run.stop).await;
+    run.db.close().await;
+    match report {
+        Ok(_) => Ok(()),
+        Err(e) => Err(Reported(format!("{e:#}")).into()),
+    }
+}
+
+async fn enqueue(settings: &Settings, args: EnqueueArgs) -> anyhow::Result<()> {
+    let building = validate_building(args)?;
+    let db = Db::open(&settings.database.path).await?;
+    let id = queue::enqueue(&db, &building).await?;
+    db.close().await;
+    println!("queued building {:?} as row {id}", building.name);
+    Ok(())
+}
+
+/// Checks what `enqueue-building` is given: a name, and numeric coordinates when given.
+pub fn validate_building(args: EnqueueArgs) -> anyhow::Result<queue::NewBuilding> {
+    let name = args.name.trim().to_string();
+    if name.is_empty() {
+        anyhow::bail!("--name must not be empty");
+    }
+    for (flag, value, range) in [("--latitude", &args.latitude, 90.0), ("--longitude", &args.longitude, 180.0)] {
+        if let Some(v) = value {
+            match v.trim().parse::<f64>() {
+                Ok(x) if x.is_finite() && x.abs() <= range => {}
+                _ => anyhow::bail!("{flag} must be a number between -{range} and {range}, got {v:?}"),
+            }
+        }
+    }
+    Ok(queue::NewBuilding {
+        name,
+        address: args.address,
+        contact_name: args.contact_name,
+        contact_phone: args.contact_phone,
+        notes: args.notes,
+        latitude: args.latitude.map(|v| v.trim().to_string()),
+        longitude: args.longitude.map(|v| v.trim().to_string()),
+        groups: args.groups,
+    })
+}
+
+async fn requeue(settings: &Settings, id: Option<i64>) -> anyhow::Result<()> {
+    let db = Db::open(&settings.database.path).await?;
+    let n = queue::requeue(&db, id).await?;
+    db.close().await;
+    match (id, n) {
+        (Some(id), 0) => anyhow::bail!("row {id} is not dead (or does not exist); nothing requeued"),
+        _ => {
+            println!("requeued {n} row(s)");
+            Ok(())
+        }
+    }
+}
+
+async fn check_config(settings: &Settings, connect: bool) -> anyhow::Result<()> {
+    let client = Client::new(&settings.device42).map_err(|message| ConfigError {
+        key: "device42.ca_file".into(),
+        message,
+    })?;
+    println!("config ok");
+    if connect {
+        client.connect().await.map_err(|e| anyhow::anyhow!("cannot obtain a token: {e}"))?;
+        println!("connected to {}: token obtained", settings.device42.base_url);
+    }
+    Ok(())
+}

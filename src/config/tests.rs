@@ -1,0 +1,139 @@
+use super::*;
+use std::os::unix::fs::PermissionsExt;
+
+/// A temp dir with a config file and a 0600 secret file next to it.
+struct Fixture {
+    dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    fn new(extra: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("secret_key");
+        std::fs::write(&secret, "s3cret\n").unwrap();
+        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let text = format!(
+            "[device42]\nbase_url = \"https://d42.example.com\"\nclient_key = \"ck\"\nsecret_key_file = \"{}\"\n[database]\npath = \"{}\"\n{extra}",
+            secret.display(),
+            dir.path().join("inventory.db").display()
+        );
+        std::fs::write(dir.path().join("d42sync.toml"), text).unwrap();
+        Self { dir }
+    }
+
+    fn load(&self, env: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        load_with_env(&self.dir.path().join("d42sync.toml"), &env)
+    }
+}
+
+#[test]
+fn defaults_match_the_spec() {
+    let s = Fixture::new("").load(&[]).unwrap();
+    assert_eq!(s.devices.schedule.expr, "0 */15 * * * *");
+    assert_eq!(s.devices.page_size, 1000);
+    assert_eq!(s.devices.concurrency, 4);
+    assert_eq!(s.devices.max_delete_fraction, 0.5);
+    assert_eq!(s.buildings.max_attempts, 10);
+    assert_eq!(s.buildings.retry_base, Duration::from_secs(2));
+    assert_eq!(s.device42.request_timeout, Duration::from_secs(60));
+    assert_eq!(s.log.format, LogFormat::Json);
+    assert!(s.metrics.listen.is_none());
+}
+
+#[test]
+fn the_environment_overrides_the_file() {
+    let f = Fixture::new("[devices]\npage_size = 500\n");
+    let s = f
+        .load(&[
+            ("D42SYNC_DEVICE42__BASE_URL", "https://other.example.com"),
+            ("D42SYNC_DEVICES__PAGE_SIZE", "250"),
+            ("D42SYNC_DEVICES__INCLUDE_COLS", "notes,tags"),
+            ("D42SYNC_CONFIG", "/ignored/path.toml"),
+        ])
+        .unwrap();
+    assert_eq!(s.device42.base_url.host_str(), Some("other.example.com"));
+    assert_eq!(s.devices.page_size, 250);
+    assert_eq!(s.devices.include_cols, vec!["notes", "tags"]);
+}
+
+#[test]
+fn five_field_cron_gets_a_seconds_field() {
+    let f = Fixture::new("[buildings]\nschedule = \"*/5 * * * *\"\n");
+    assert_eq!(f.load(&[]).unwrap().buildings.schedule.expr, "0 */5 * * * *");
+}
+
+#[test]
+fn each_bad_value_is_reported_by_its_key() {
+    let cases = [
+        ("[devices]\nschedule = \"every day\"\n", "devices.schedule"),
+        ("[devices]\npage_size = 0\n", "devices.page_size"),
+        ("[devices]\nmax_delete_fraction = 1.5\n", "devices.max_delete_fraction"),
+        ("[devices]\nkeep_changes = \"0s\"\n", "devices.keep_changes"),
+        ("[devices]\nendpoint = \"devices\"\n", "devices.endpoint"),
+        ("[buildings]\nretry_base = \"2 fortnights\"\n", "buildings.retry_base"),
+        ("[buildings]\nmax_attempts = \"ten\"\n", "buildings.max_attempts"),
+        ("[log]\nformat = \"xml\"\n", "log.format"),
+        ("[metrics]\nlisten = \"nowhere\"\n", "metrics.listen"),
+        ("[devices]\npage_sise = 10\n", "devices.page_sise"),
+        ("[surprise]\nx = 1\n", "surprise"),
+    ];
+    for (extra, key) in cases {
+        let err = Fixture::new(extra).load(&[]).unwrap_err();
+        assert_eq!(err.key, key, "config {extra:?} gave {err}");
+    }
+}
+
+#[test]
+fn an_invalid_url_is_refused() {
+    let err = Fixture::new("").load(&[("D42SYNC_DEVICE42__BASE_URL", "not a url")]).unwrap_err();
+    assert_eq!(err.key, "device42.base_url");
+}
+
+#[test]
+fn a_missing_database_directory_is_refused() {
+    let err = Fixture::new("")
+        .load(&[("D42SYNC_DATABASE__PATH", "/nonexistent/dir/inventory.db")])
+        .unwrap_err();
+    assert_eq!(err.key, "database.path");
+}
+
+#[test]
+fn a_secret_file_readable_by_others_is_refused() {
+    let f = Fixture::new("");
+    let secret = f.dir.path().join("secret_key");
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let err = f.load(&[]).unwrap_err();
+    assert_eq!(err.key, "device42.secret_key_file");
+    assert!(err.message.contains("group or others"), "{err}");
+}
+
+#[test]
+fn the_secret_never_comes_from_the_environment() {
+    let err = Fixture::new("").load(&[("D42SYNC_DEVICE42__SECRET_KEY", "x")]).unwrap_err();
+    assert_eq!(err.key, "device42.secret_key");
+}
+
+#[test]
+fn systemd_credentials_supply_the_secret_when_no_file_is_set() {
+    let f = Fixture::new("");
+    let text = std::fs::read_to_string(f.dir.path().join("d42sync.toml")).unwrap();
+    let text: String = text.lines().filter(|l| !l.starts_with("secret_key_file")).collect::<Vec<_>>().join("\n");
+    std::fs::write(f.dir.path().join("d42sync.toml"), text).unwrap();
+    let creds = tempfile::tempdir().unwrap();
+    std::fs::write(creds.path().join("secret_key"), "from-credentials\n").unwrap();
+
+    let s = f.load(&[("CREDENTIALS_DIRECTORY", creds.path().to_str().unwrap())]).unwrap();
+    assert_eq!(secrecy::ExposeSecret::expose_secret(&s.device42.secret_key), "from-credentials");
+
+    let err = f.load(&[]).unwrap_err();
+    assert_eq!(err.key, "device42.secret_key_file");
+}
+
+#[test]
+fn debug_output_redacts_the_keys() {
+    let s = Fixture::new("").load(&[]).unwrap();
+    let dbg = format!("{s:?}");
+    assert!(!dbg.contains("s3cret") && !dbg.contains("\"ck\""), "{dbg}");
+    assert!(dbg.contains("REDACTED"));
+}

@@ -1,0 +1,227 @@
+//! Errors of the Device42 client, each saying whether it is worth retrying.
+
+use std::time::Duration;
+
+/// Why a request to Device42 failed. The message names the endpoint (path only, never the
+/// credentials), the HTTP status where there was one, and a short sanitised excerpt of the body.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The connection could not be made (refused, DNS, TLS handshake other than certificates).
+    #[error("{endpoint}: cannot connect: {cause}")]
+    Connect {
+        /// Method and path.
+        endpoint: String,
+        /// The lowest-level cause.
+        cause: String,
+    },
+    /// The server's certificate was not trusted.
+    #[error("{endpoint}: tls certificate verification failed: {cause} (set device42.ca_file to trust a private CA)")]
+    Certificate {
+        /// Method and path.
+        endpoint: String,
+        /// The lowest-level cause.
+        cause: String,
+    },
+    /// No complete answer within the request timeout.
+    #[error("{endpoint}: timed out after {after:?}")]
+    Timeout {
+        /// Method and path.
+        endpoint: String,
+        /// The configured timeout.
+        after: Duration,
+    },
+    /// The connection broke mid-way: reset, or a body cut short.
+    #[error("{endpoint}: connection failed: {cause}")]
+    Transport {
+        /// Method and path.
+        endpoint: String,
+        /// The lowest-level cause.
+        cause: String,
+    },
+    /// An HTTP error status that may clear up (429, 5xx other than permission errors).
+    #[error("{endpoint}: HTTP {status} ({content_type}): {excerpt}")]
+    Unavailable {
+        /// Method and path.
+        endpoint: String,
+        /// The status code.
+        status: u16,
+        /// The response's content type, to tell an HTML proxy page from an API answer.
+        content_type: String,
+        /// A short sanitised excerpt of the body.
+        excerpt: String,
+        /// The server's `Retry-After`, capped.
+        retry_after: Option<Duration>,
+    },
+    /// Credentials or token refused (401/403, or Device42's 500 permission error).
+    #[error("{endpoint}: authentication failed: HTTP {status}: {message}")]
+    Auth {
+        /// Method and path.
+        endpoint: String,
+        /// The status code.
+        status: u16,
+        /// Device42's message, sanitised.
+        message: String,
+    },
+    /// A permanent refusal: a 4xx, or HTTP 200 with `code != 0`, or a license error.
+    #[error("{endpoint}: rejected: HTTP {status}: {message}")]
+    Rejected {
+        /// Method and path.
+        endpoint: String,
+        /// The status code.
+        status: u16,
+        /// Device42's message, sanitised.
+        message: String,
+    },
+    /// The answer could not be understood: not JSON, an HTML page, a wrong field type, a
+    /// missing id.
+    #[error("{endpoint}: bad response: HTTP {status} ({content_type}): {cause}: {excerpt}")]
+    BadResponse {
+        /// Method and path.
+        endpoint: String,
+        /// The status code.
+        status: u16,
+        /// The response's content type.
+        content_type: String,
+        /// What is wrong with it.
+        cause: String,
+        /// A short sanitised excerpt of the body.
+        excerpt: String,
+    },
+    /// The body was larger than `device42.max_page_bytes`.
+    #[error("{endpoint}: response body larger than {limit} bytes (device42.max_page_bytes)")]
+    TooLarge {
+        /// Method and path.
+        endpoint: String,
+        /// The cap.
+        limit: u64,
+    },
+}
+
+impl Error {
+    /// Whether trying the same request again may succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            Error::Connect { .. } | Error::Timeout { .. } | Error::Transport { .. } | Error::Unavailable { .. }
+        )
+    }
+
+    /// The delay the server asked for, if any.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Error::Unavailable { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+
+    /// The HTTP status, where the server answered.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Error::Unavailable { status, .. }
+            | Error::Auth { status, .. }
+            | Error::Rejected { status, .. }
+            | Error::BadResponse { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+}
+
+/// A short excerpt of a body for an error message: at most [`super::EXCERPT_BYTES`] bytes of
+/// printable text with whitespace folded, HTML pages reduced to their title or text, and
+/// anything that looks like a token or key masked.
+pub fn excerpt(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(&body[..body.len().min(4096)]);
+    let lower = text.to_ascii_lowercase();
+    let text = if lower.contains("<html") || lower.contains("<!doctype") {
+        let title = lower
+            .find("<title>")
+            .and_then(|s| lower[s + 7..].find("</title>").map(|e| text[s + 7..s + 7 + e].to_string()));
+        format!("html page: {}", title.unwrap_or_else(|| strip_tags(&text)))
+    } else {
+        text.into_owned()
+    };
+    let mut out = String::new();
+    for word in text.split_whitespace() {
+        let word = mask_secret_like(word);
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(&word);
+        if out.len() >= super::EXCERPT_BYTES {
+            break;
+        }
+    }
+    let mut out: String = out.chars().filter(|c| !c.is_control()).collect();
+    if out.len() > super::EXCERPT_BYTES {
+        let mut cut = super::EXCERPT_BYTES;
+        while !out.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        out.truncate(cut);
+        out.push('…');
+    }
+    if out.is_empty() { "(empty body)".into() } else { out }
+}
+
+fn strip_tags(html: &str) -> String {
+    let mut out = String::new();
+    let mut in_tag = false;
+    for c in html.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' => {
+                in_tag = false;
+                out.push(' ');
+            }
+            c if !in_tag => out.push(c),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Masks long unbroken runs of token alphabet (JWTs, keys) that a server might echo back.
+fn mask_secret_like(word: &str) -> String {
+    let longest_run = word
+        .split(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '+' | '/' | '=')))
+        .map(str::len)
+        .max()
+        .unwrap_or(0);
+    if longest_run >= 32 { "[redacted]".into() } else { word.to_string() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_html_page_is_reduced_to_its_title() {
+        let page = b"<html><head><title>502 Bad Gateway</title></head><body><h1>502</h1></body></html>";
+        assert_eq!(excerpt(page), "html page: 502 Bad Gateway");
+    }
+
+    #[test]
+    fn excerpts_are_short_and_mask_token_like_words() {
+        let body = format!("{{\"msg\": \"bad token eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9abc\", \"pad\": \"{}\"}}", "x ".repeat(500));
+        let e = excerpt(body.as_bytes());
+        assert!(e.len() <= EXCERPT_LIMIT_WITH_ELLIPSIS, "{}", e.len());
+        assert!(!e.contains("eyJhbGci"), "{e}");
+        assert!(e.contains("[redacted]"));
+    }
+
+    const EXCERPT_LIMIT_WITH_ELLIPSIS: usize = crate::d42::EXCERPT_BYTES + 3;
+
+    #[test]
+    fn only_transient_failures_are_retryable() {
+        let e = |status| Error::Unavailable {
+            endpoint: "GET /x".into(),
+            status,
+            content_type: "text/html".into(),
+            excerpt: String::new(),
+            retry_after: None,
+        };
+        assert!(e(503).is_retryable());
+        let rejected = Error::Rejected { endpoint: "POST /x".into(), status: 400, message: "no".into() };
+        assert!(!rejected.is_retryable());
+    }
+}

@@ -1,0 +1,208 @@
+//! Parsing of Device42's answers, tolerant where Device42 is inconsistent: `code` as int or
+//! string, the devices list key in either case, `total_count` sometimes absent, building ids in
+//! `msg[1]`. Device records are not modelled: each is kept as the exact JSON text it arrived as.
+
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use serde_json::Value;
+use std::collections::HashMap;
+
+/// Device42's `code` field, which arrives as `0` or `"0"`.
+pub fn code_of(v: &Value) -> Option<i64> {
+    match v {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+/// Device42's `msg` field as text (it is a string on errors, a list on building success).
+pub fn msg_of(v: &Value) -> String {
+    match v.get("msg") {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Array(a)) => a.first().and_then(Value::as_str).unwrap_or_default().to_string(),
+        _ => String::new(),
+    }
+}
+
+/// A successful `POST /tauth/1.0/token/`.
+#[derive(Debug)]
+pub struct TokenGrant {
+    /// The bearer token.
+    pub token: secrecy::SecretString,
+    /// Its id, for extending or revoking.
+    pub token_id: Option<i64>,
+    /// Lifetime in minutes (may be fractional).
+    pub ttl_minutes: f64,
+    /// The absolute expiry by the appliance's clock, a cross-check only.
+    pub expires: Option<DateTime<Utc>>,
+}
+
+/// Parses a token grant; `Err` carries the cause for a `BadResponse`.
+pub fn parse_token(body: &[u8]) -> Result<TokenGrant, String> {
+    let v: Value = serde_json::from_slice(body).map_err(|e| format!("malformed json: {e}"))?;
+    if let Some(code) = v.get("code").and_then(code_of).filter(|c| *c != 0) {
+        return Err(format!("code {code}: {}", msg_of(&v)));
+    }
+    let token = v
+        .get("token")
+        .and_then(Value::as_str)
+        .filter(|t| !t.is_empty())
+        .ok_or("no token in the answer")?;
+    let ttl_minutes = match v.get("ttl") {
+        Some(Value::Number(n)) => n.as_f64(),
+        Some(Value::String(s)) => s.trim().parse().ok(),
+        _ => None,
+    }
+    .filter(|t| *t > 0.0)
+    .ok_or("no positive ttl in the answer")?;
+    let expires = v
+        .get("expires")
+        .and_then(Value::as_str)
+        .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+        .map(|t| t.with_timezone(&Utc));
+    Ok(TokenGrant {
+        token: secrecy::SecretString::from(token.to_string()),
+        token_id: v.get("token_id").and_then(code_of),
+        ttl_minutes,
+        expires,
+    })
+}
+
+/// One device of a page: its id and its record exactly as sent.
+#[derive(Debug, Clone, Copy)]
+pub struct DeviceItem<'a> {
+    /// Device42's `device_id`.
+    pub device_id: i64,
+    /// The item's JSON text, byte for byte.
+    pub raw: &'a str,
+}
+
+/// One page of a devices list.
+#[derive(Debug)]
+pub struct DevicePage<'a> {
+    /// The inventory size the server reported, when it did.
+    pub total_count: Option<u64>,
+    /// The `limit` the server applied, when it echoed it (it may cap what was asked).
+    pub limit: Option<u64>,
+    /// The items in the order sent.
+    pub items: Vec<DeviceItem<'a>>,
+}
+
+#[derive(Deserialize)]
+struct IdOnly {
+    device_id: Option<Value>,
+}
+
+/// Parses a devices page, finding the list key case-insensitively. `Err` is the cause.
+pub fn parse_device_page(body: &[u8]) -> Result<DevicePage<'_>, String> {
+    let top: HashMap<String, &RawValue> =
+        serde_json::from_slice(body).map_err(|e| format!("malformed json: {e}"))?;
+    let number = |key: &str| -> Result<Option<u64>, String> {
+        match top.get(key) {
+            None => Ok(None),
+            Some(raw) => match serde_json::from_str::<Value>(raw.get()) {
+                Ok(Value::Null) => Ok(None),
+                Ok(v) => v
+                    .as_u64()
+                    .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+                    .map(Some)
+                    .ok_or_else(|| format!("{key} is not a number")),
+                Err(e) => Err(format!("{key}: {e}")),
+            },
+        }
+    };
+    let total_count = number("total_count")?;
+    let limit = number("limit")?;
+    let list = top
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("devices"))
+        .map(|(_, v)| *v)
+        .ok_or("no devices list in the answer")?;
+    let raw_items: Vec<&RawValue> =
+        serde_json::from_str(list.get()).map_err(|e| format!("devices is not a list of objects: {e}"))?;
+    let mut items = Vec::with_capacity(raw_items.len());
+    for (i, raw) in raw_items.into_iter().enumerate() {
+        let id: IdOnly =
+            serde_json::from_str(raw.get()).map_err(|e| format!("item {i} is not an object: {e}"))?;
+        let device_id = match id.device_id {
+            None | Some(Value::Null) => return Err(format!("item {i} has no device_id")),
+            Some(v) => v
+                .as_i64()
+                .ok_or_else(|| format!("item {i} has a device_id that is not an integer: {}", short(&v)))?,
+        };
+        items.push(DeviceItem { device_id, raw: raw.get() });
+    }
+    Ok(DevicePage { total_count, limit, items })
+}
+
+fn short(v: &Value) -> String {
+    let s = v.to_string();
+    if s.len() > 40 { format!("{}…", &s[..s.char_indices().nth(40).map_or(s.len(), |(i, _)| i)]) } else { s }
+}
+
+/// What the building upsert answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BuildingAnswer {
+    /// Accepted, with the building's id when Device42 gave one.
+    Accepted(Option<i64>),
+    /// HTTP 200 with `code != 0`: refused.
+    Refused(String),
+}
+
+/// Parses a 2xx answer of `POST /api/1.0/buildings/`. `Err` is the cause for a `BadResponse`.
+pub fn parse_building_answer(body: &[u8]) -> Result<BuildingAnswer, String> {
+    let v: Value = serde_json::from_slice(body).map_err(|e| format!("malformed json: {e}"))?;
+    let code = v.get("code").and_then(code_of).ok_or("no code in the answer")?;
+    if code != 0 {
+        return Ok(BuildingAnswer::Refused(format!("code {code}: {}", msg_of(&v))));
+    }
+    let id = match v.get("msg") {
+        Some(Value::Array(a)) => a.get(1).and_then(code_of),
+        _ => None,
+    };
+    Ok(BuildingAnswer::Accepted(id))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_list_key_is_found_in_either_case_and_items_are_kept_verbatim() {
+        let body = br#"{"total_count": 2, "offset": 0, "limit": 1000, "devices": [{"device_id": 64, "name": "a"}, {"name":"b",  "device_id":150}]}"#;
+        let page = parse_device_page(body).unwrap();
+        assert_eq!(page.total_count, Some(2));
+        assert_eq!(page.items[1].device_id, 150);
+        assert_eq!(page.items[1].raw, r#"{"name":"b",  "device_id":150}"#);
+        let upper = br#"{"Devices": [{"device_id": 1}]}"#;
+        let page = parse_device_page(upper).unwrap();
+        assert_eq!(page.total_count, None);
+        assert_eq!(page.items.len(), 1);
+    }
+
+    #[test]
+    fn a_missing_or_mistyped_id_is_an_error() {
+        assert!(parse_device_page(br#"{"Devices": [{"name": "x"}]}"#).unwrap_err().contains("no device_id"));
+        assert!(parse_device_page(br#"{"Devices": [{"device_id": "abc"}]}"#).unwrap_err().contains("not an integer"));
+        assert!(parse_device_page(b"<html>").unwrap_err().contains("malformed json"));
+        assert!(parse_device_page(br#"{"Devices": [{"device_id": 1}"#).unwrap_err().contains("malformed json"));
+    }
+
+    #[test]
+    fn code_is_accepted_as_int_or_string() {
+        let g = parse_token(br#"{"code": "0", "token": "t", "ttl": 10, "expires": "2022-07-15T06:25:06.240Z", "token_id": "3"}"#).unwrap();
+        assert_eq!(g.ttl_minutes, 10.0);
+        assert_eq!(g.token_id, Some(3));
+        assert!(g.expires.is_some());
+        assert_eq!(
+            parse_building_answer(br#"{"msg": ["Building added/updated successfully", 3, "T"], "code": 0}"#).unwrap(),
+            BuildingAnswer::Accepted(Some(3))
+        );
+        assert!(matches!(
+            parse_building_answer(br#"{"msg": "no such group", "code": "1"}"#).unwrap(),
+            BuildingAnswer::Refused(m) if m.contains("no such group")
+        ));
+    }
+}

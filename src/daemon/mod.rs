@@ -1,0 +1,239 @@
+//! The long-running service (`d42sync run`): both jobs on their schedules until SIGTERM/SIGINT.
+//!
+//! The daemon knows time and cancellation, never what a job does:
+//! - [`lock`]: one daemon per database.
+//! - [`scheduler`]: cron ticks, no overlap, tracked runs.
+//! - [`signals`]: stop and reload requests.
+//! - [`notify`]: READY/WATCHDOG/STATUS/STOPPING for systemd.
+//! - [`http`]: `/metrics` and `/healthz`.
+//!
+//! Start-up order: lock, database and migrations, recovery of what a crash left (`running` runs
+//! become `failed`, `sending` queue rows become `pending`), client, scheduler, then READY=1.
+
+pub mod http;
+pub mod lock;
+pub mod notify;
+pub mod scheduler;
+pub mod signals;
+
+use crate::config::{self, Settings};
+use crate::d42::Client;
+use crate::jobs::{pull_devices, push_buildings};
+use crate::store::{Db, devices, queue, runs};
+use scheduler::{JobFn, Scheduler};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// What the jobs share and a reload replaces.
+pub struct Context {
+    /// The database.
+    pub db: Db,
+    /// The settings and client now in force (a valid SIGHUP reload swaps both).
+    current: RwLock<(Arc<Settings>, Client)>,
+    /// When the daemon started (unix seconds), for the health check's grace.
+    started_at: i64,
+    /// Unix milliseconds of the main loop's last turn.
+    loop_alive: AtomicI64,
+}
+
+impl Context {
+    fn current(&self) -> (Arc<Settings>, Client) {
+        let guard = self.current.read().unwrap_or_else(|e| e.into_inner());
+        (guard.0.clone(), guard.1.clone())
+    }
+
+    /// Healthy while the main loop turns and the last successful pull is recent (three pull
+    /// periods, counted from start-up until a first pull succeeds).
+    pub fn healthy(&self) -> Result<(), String> {
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        let loop_age = Duration::from_millis((now_ms - self.loop_alive.load(Ordering::Relaxed)).max(0) as u64);
+        if loop_age > Duration::from_secs(10) {
+            return Err(format!("main loop stalled for {}s", loop_age.as_secs()));
+        }
+        let (settings, _) = self.current();
+        let allowed = 3 * settings.devices.schedule.period().as_secs() as i64;
+        let last = crate::metrics::METRICS.last_success("pull_devices").unwrap_or(self.started_at);
+        let age = now_ms / 1000 - last;
+        if age > allowed {
+            return Err(format!("last successful pull {age}s ago (allowed {allowed}s)"));
+        }
+        Ok(())
+    }
+}
+
+/// Runs the daemon until a stop signal; `Ok` after a graceful stop.
+pub async fn run(config_path: PathBuf, settings: Settings) -> anyhow::Result<()> {
+    let _lock = lock::InstanceLock::acquire(&settings.database.path)?;
+    let db = Db::open(&settings.database.path).await?;
+    recover(&db).await?;
+    let client = Client::new(&settings.device42).map_err(|e| anyhow::anyhow!(e))?;
+    let notifier = notify::Notifier::from_env();
+    let stop = CancellationToken::new();
+    let mut reloads = signals::install(stop.clone())?;
+    let settings = Arc::new(settings);
+    let ctx = Arc::new(Context {
+        db,
+        current: RwLock::new((settings.clone(), client)),
+        started_at: chrono::Utc::now().timestamp(),
+        loop_alive: AtomicI64::new(chrono::Utc::now().timestamp_millis()),
+    });
+    crate::metrics::METRICS
+        .devices_stored
+        .store(devices::count(&ctx.db).await.unwrap_or(0), Ordering::Relaxed);
+
+    let scheduler = Scheduler::new(stop.clone()).await?;
+    schedule_jobs(&scheduler, &ctx, &settings).await?;
+    scheduler.start().await?;
+    let metrics_server = match settings.metrics.listen {
+        Some(addr) => Some(http::serve(addr, ctx.clone(), stop.clone()).await?),
+        None => None,
+    };
+    // A first pull right away when the inventory is stale, rather than waiting for the schedule.
+    if pull_is_due(&ctx.db, &settings).await {
+        scheduler.trigger(PULL).await;
+    }
+    notifier.notify("READY=1");
+    tracing::info!(
+        database = %settings.database.path.display(),
+        pull_schedule = %settings.devices.schedule.expr,
+        push_schedule = %settings.buildings.schedule.expr,
+        "d42sync started"
+    );
+
+    let tick = notifier.watchdog_interval.unwrap_or(Duration::from_secs(1)).min(Duration::from_secs(1));
+    let mut ticker = tokio::time::interval(tick);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_status = String::new();
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => break,
+            Some(()) = reloads.recv() => reload(&config_path, &ctx, &scheduler).await,
+            _ = ticker.tick() => {
+                crate::failpoint::stall("daemon.stall", ctx.started_at);
+                ctx.loop_alive.store(chrono::Utc::now().timestamp_millis(), Ordering::Relaxed);
+                // The watchdog is fed only while the cron ticker is alive too.
+                if scheduler.since_heartbeat() < Duration::from_secs(10) {
+                    notifier.notify("WATCHDOG=1");
+                }
+                let status = status_line(&ctx.db).await;
+                if status != last_status {
+                    notifier.notify(&format!("STATUS={status}"));
+                    last_status = status;
+                }
+            }
+        }
+    }
+
+    notifier.notify("STOPPING=1");
+    let (settings, _) = ctx.current();
+    let grace = settings.buildings.stop_grace;
+    if !scheduler.shutdown(grace).await {
+        tracing::warn!(grace_s = grace.as_secs(), "jobs still running after the stop grace period; rows being sent will be re-sent after restart");
+    }
+    if let Some(server) = metrics_server {
+        server.abort();
+    }
+    ctx.db.close().await;
+    tracing::info!("d42sync stopped");
+    Ok(())
+}
+
+const PULL: &str = "pull_devices";
+const PUSH: &str = "push_buildings";
+
+/// Makes the database consistent after a crash. Call only while holding the instance lock.
+pub async fn recover(db: &Db) -> anyhow::Result<()> {
+    let interrupted = runs::fail_interrupted(db).await?;
+    if interrupted > 0 {
+        tracing::warn!(runs = interrupted, "runs interrupted by a previous stop marked failed");
+    }
+    let resend = queue::recover_sending(db).await?;
+    if resend > 0 {
+        tracing::warn!(rows = resend, "queue rows left sending by a previous stop will be sent again");
+    }
+    Ok(())
+}
+
+async fn schedule_jobs(scheduler: &Scheduler, ctx: &Arc<Context>, settings: &Settings) -> anyhow::Result<()> {
+    let pull_ctx = ctx.clone();
+    let pull: JobFn = Arc::new(move |stop| {
+        let ctx = pull_ctx.clone();
+        Box::pin(async move {
+            let (settings, client) = ctx.current();
+            // Failures are logged and recorded by the job; the daemon carries on.
+            let _ = pull_devices::run(&ctx.db, &client, &settings.devices, Default::default(), &stop).await;
+        })
+    });
+    let push_ctx = ctx.clone();
+    let push: JobFn = Arc::new(move |stop| {
+        let ctx = push_ctx.clone();
+        Box::pin(async move {
+            let (settings, client) = ctx.current();
+            let _ = push_buildings::run(&ctx.db, &client, &settings.buildings, &stop).await;
+        })
+    });
+    scheduler.add(PULL, &settings.devices.schedule, pull).await?;
+    scheduler.add(PUSH, &settings.buildings.schedule, push).await?;
+    Ok(())
+}
+
+async fn pull_is_due(db: &Db, settings: &Settings) -> bool {
+    let period = settings.devices.schedule.period();
+    match runs::last_ok(db, runs::Job::PullDevices).await {
+        Ok(Some(run)) => run
+            .finished_at
+            .as_deref()
+            .and_then(crate::time::parse_iso)
+            .is_none_or(|t| chrono::Utc::now() - t > chrono::Duration::from_std(period).unwrap_or_default()),
+        _ => true,
+    }
+}
+
+/// Re-reads the config on SIGHUP; keeps the old one when the new one is invalid. The database
+/// path and the metrics address need a restart.
+async fn reload(config_path: &std::path::Path, ctx: &Arc<Context>, scheduler: &Scheduler) {
+    let new = match config::load(config_path) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(key = %e.key, error = %e.message, "config reload refused; keeping the running config");
+            return;
+        }
+    };
+    let client = match Client::new(&new.device42) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "config reload refused; keeping the running config");
+            return;
+        }
+    };
+    let (old, _) = ctx.current();
+    if new.database.path != old.database.path || new.metrics.listen != old.metrics.listen {
+        tracing::warn!("database.path and metrics.listen changes take effect after a restart");
+    }
+    let new = Arc::new(new);
+    for w in &new.warnings {
+        tracing::warn!("{w}");
+    }
+    *ctx.current.write().unwrap_or_else(|e| e.into_inner()) = (new.clone(), client);
+    if let Err(e) = schedule_jobs(scheduler, ctx, &new).await {
+        tracing::error!(error = %e, "could not apply the new schedules");
+    }
+    tracing::info!("config reloaded");
+}
+
+/// One line for `systemctl status`: the last pull and the queue.
+async fn status_line(db: &Db) -> String {
+    let pull = match runs::last(db, runs::Job::PullDevices).await {
+        Ok(Some(r)) => format!("last pull {} at {}", r.status, r.finished_at.unwrap_or(r.started_at)),
+        _ => "no pull yet".to_string(),
+    };
+    let queue = match queue::counts(db).await {
+        Ok(c) => format!("queue pending {} dead {}", c["pending"], c["dead"]),
+        Err(_) => String::new(),
+    };
+    let devices = crate::metrics::METRICS.devices_stored.load(Ordering::Relaxed);
+    format!("{pull}; {devices} devices; {queue}")
+}

@@ -1,0 +1,281 @@
+//! The device pull: pages `devices.endpoint` into a staging table and swaps the complete
+//! snapshot into `devices` in one transaction.
+//!
+//! A pull is complete only when the distinct ids received equal the `total_count` the server
+//! reported and that count did not move while paging. If the inventory shifted under the pager
+//! (repeated or skipped rows), the pull starts over, up to `devices.max_drift_retries` times;
+//! one that never gets a consistent picture fails and changes nothing. Pages are fetched
+//! `devices.concurrency` at a time and parsed on the runtime's worker threads; memory is bounded
+//! by the pages in flight, not by the inventory.
+
+use super::RunReport;
+use crate::config::DevicesSettings;
+use crate::d42::{self, Client};
+use crate::metrics::METRICS;
+use crate::store::Db;
+use crate::store::devices::{self, ApplyOutcome, DeleteGuard, PullStage, StageRow};
+use crate::store::runs::{self, Job, RunCounts, RunStatus};
+use futures::StreamExt;
+use std::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+/// Options of one pull.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PullOptions {
+    /// Apply even if the mass-deletion guard would hold the pull.
+    pub allow_mass_delete: bool,
+}
+
+/// Why a pull did not produce a snapshot to apply.
+#[derive(Debug, thiserror::Error)]
+enum PullError {
+    #[error(transparent)]
+    Api(#[from] d42::Error),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error("inventory changed while paging: {0}")]
+    Drift(String),
+    #[error("stopped: the service is shutting down")]
+    Cancelled,
+    #[error("page task failed: {0}")]
+    Task(String),
+}
+
+/// A fetched page, parsed into an index over its body (no copy of the records).
+struct FetchedPage {
+    offset: u64,
+    body: Vec<u8>,
+    total_count: Option<u64>,
+    limit: Option<u64>,
+    /// (device_id, hash of the raw record, byte range of the record in `body`).
+    items: Vec<(i64, i64, std::ops::Range<usize>)>,
+}
+
+/// Runs one pull and records it in `sync_runs`. Logs one INFO line on success, one WARN line
+/// when held, one ERROR line on failure; returns `Err` only when the run failed.
+pub async fn run(
+    db: &Db,
+    client: &Client,
+    settings: &DevicesSettings,
+    options: PullOptions,
+    cancel: &CancellationToken,
+) -> anyhow::Result<RunReport> {
+    let started = Instant::now();
+    let run_id = runs::start(db, Job::PullDevices).await?;
+    let span = tracing::info_span!("pull_devices", run_id);
+    async move {
+        let result = pull_and_apply(db, client, settings, options, cancel, run_id).await;
+        let duration = started.elapsed();
+        match result {
+            Ok(ApplyOutcome::Applied(counts)) => {
+                tracing::info!(
+                    items = counts.items, added = counts.added, changed = counts.changed,
+                    removed = counts.removed, duration_ms = duration.as_millis() as u64,
+                    "pull finished"
+                );
+                METRICS.run_finished(Job::PullDevices.as_str(), "ok", duration.as_secs_f64());
+                prune(db, settings).await;
+                METRICS.devices_stored.store(devices::count(db).await.unwrap_or(0), std::sync::atomic::Ordering::Relaxed);
+                Ok(RunReport { run_id: Some(run_id), outcome: "ok", counts, duration })
+            }
+            Ok(ApplyOutcome::Held { stored, incoming, removing }) => {
+                tracing::warn!(
+                    stored, incoming, removing, max_delete_fraction = settings.max_delete_fraction,
+                    "pull held: it would remove more devices than devices.max_delete_fraction allows; \
+                     nothing changed; run `d42sync pull --allow-mass-delete` to apply it"
+                );
+                METRICS.run_finished(Job::PullDevices.as_str(), "held", duration.as_secs_f64());
+                let counts = RunCounts { items: incoming, removed: removing, ..Default::default() };
+                Ok(RunReport { run_id: Some(run_id), outcome: "held", counts, duration })
+            }
+            Err(e) => {
+                let message = e.to_string();
+                tracing::error!(endpoint = %settings.endpoint, error = %message, duration_ms = duration.as_millis() as u64, "pull failed; devices unchanged");
+                METRICS.run_finished(Job::PullDevices.as_str(), "failed", duration.as_secs_f64());
+                if let Err(record) = runs::finish(db, run_id, RunStatus::Failed, RunCounts::default(), Some(&message)).await {
+                    tracing::warn!(error = %record, "could not record the failed run");
+                }
+                Err(anyhow::Error::new(e).context("pull failed"))
+            }
+        }
+    }
+    .instrument(span)
+    .await
+}
+
+async fn pull_and_apply(
+    db: &Db,
+    client: &Client,
+    settings: &DevicesSettings,
+    options: PullOptions,
+    cancel: &CancellationToken,
+    run_id: i64,
+) -> Result<ApplyOutcome, PullError> {
+    let mut stage = PullStage::new(db).await?;
+    let mut attempt = 0;
+    let items = loop {
+        attempt += 1;
+        stage.clear().await?;
+        match pull_once(&mut stage, client, settings, cancel).await {
+            Ok(items) => break items,
+            Err(PullError::Drift(reason)) if attempt <= settings.max_drift_retries => {
+                tracing::warn!(attempt, reason = %reason, "inventory changed while paging; starting the pull over");
+            }
+            Err(PullError::Drift(reason)) => {
+                return Err(PullError::Drift(format!("{reason} (gave up after {attempt} attempts)")));
+            }
+            Err(e) => return Err(e),
+        }
+    };
+    if cancel.is_cancelled() {
+        return Err(PullError::Cancelled);
+    }
+    let guard = DeleteGuard {
+        max_delete_fraction: settings.max_delete_fraction,
+        allow_mass_delete: options.allow_mass_delete,
+    };
+    crate::failpoint::hit("pull.before_apply");
+    Ok(stage.apply(run_id, items, guard).await?)
+}
+
+/// One pass over every page into the (empty) stage; the number of devices on success.
+async fn pull_once(
+    stage: &mut PullStage,
+    client: &Client,
+    settings: &DevicesSettings,
+    cancel: &CancellationToken,
+) -> Result<i64, PullError> {
+    let asked = u64::from(settings.page_size);
+    let first = fetch(client, settings, 0, asked, cancel).await?;
+    // The server may cap `limit` below what was asked ("Enforce API GET Limits").
+    let total = first.total_count;
+    let short_first = (first.items.len() as u64) < asked && total.is_some_and(|t| t > first.items.len() as u64);
+    let step = match first.limit.filter(|l| *l > 0) {
+        Some(l) => l.min(asked),
+        // A short first page of a larger inventory, without an echoed limit: the server capped it.
+        None if short_first && !first.items.is_empty() => first.items.len() as u64,
+        None => asked,
+    };
+    let mut distinct = stage_page(stage, &first).await?;
+    let mut last_len = first.items.len() as u64;
+    drop(first);
+
+    match total {
+        Some(total) => {
+            let offsets: Vec<u64> = (1..).map(|i| i * step).take_while(|o| *o < total).collect();
+            let mut pages = futures::stream::iter(offsets)
+                .map(|offset| {
+                    let (client, settings, cancel) = (client.clone(), settings.clone(), cancel.clone());
+                    tokio::spawn(async move { fetch(&client, &settings, offset, step, &cancel).await })
+                })
+                .buffered(settings.concurrency);
+            while let Some(joined) = pages.next().await {
+                let page = joined.map_err(|e| PullError::Task(e.to_string()))??;
+                if page.total_count != Some(total) {
+                    return Err(PullError::Drift(format!(
+                        "total_count moved from {total} to {} at offset {}",
+                        page.total_count.map_or("none".into(), |t| t.to_string()),
+                        page.offset
+                    )));
+                }
+                distinct += stage_page(stage, &page).await?;
+            }
+            if distinct != total {
+                return Err(PullError::Drift(format!("received {distinct} distinct devices, total_count is {total}")));
+            }
+        }
+        None => {
+            // No total_count: page sequentially until a short or empty page. Completeness then
+            // rests on the absence of repeated ids.
+            let mut offset = 0;
+            while last_len == step {
+                offset += step;
+                let page = fetch(client, settings, offset, step, cancel).await?;
+                last_len = page.items.len() as u64;
+                distinct += stage_page(stage, &page).await?;
+            }
+        }
+    }
+    Ok(distinct as i64)
+}
+
+/// Stages a page, writing only records whose hash differs from the stored one. Returns the ids
+/// new to this pull; a repeated id means the pages shifted.
+async fn stage_page(stage: &mut PullStage, page: &FetchedPage) -> Result<u64, PullError> {
+    if page.items.is_empty() {
+        return Ok(0);
+    }
+    let lo = page.items.iter().map(|i| i.0).min().unwrap_or(0);
+    let hi = page.items.iter().map(|i| i.0).max().unwrap_or(0);
+    let stored = stage.stored_hashes(lo, hi).await?;
+    let rows: Vec<StageRow<'_>> = page
+        .items
+        .iter()
+        .map(|(device_id, hash, range)| StageRow {
+            device_id: *device_id,
+            raw_hash: *hash,
+            raw: match stored.get(device_id) {
+                Some(h) if h == hash => None,
+                // Ranges were cut from the body by the JSON parser at value boundaries.
+                _ => Some(std::str::from_utf8(&page.body[range.clone()]).unwrap_or_default()),
+            },
+        })
+        .collect();
+    let inserted = stage.stage(&rows).await?;
+    if inserted < rows.len() as u64 {
+        return Err(PullError::Drift(format!(
+            "{} device ids repeated at offset {}",
+            rows.len() as u64 - inserted,
+            page.offset
+        )));
+    }
+    Ok(inserted)
+}
+
+/// Fetches and parses one page (on a worker thread when spawned).
+async fn fetch(
+    client: &Client,
+    settings: &DevicesSettings,
+    offset: u64,
+    limit: u64,
+    cancel: &CancellationToken,
+) -> Result<FetchedPage, PullError> {
+    let mut query = vec![("limit", limit.to_string()), ("offset", offset.to_string())];
+    if !settings.include_cols.is_empty() {
+        query.push(("include_cols", settings.include_cols.join(",")));
+    }
+    let body = tokio::select! {
+        body = client.get(&settings.endpoint, &query) => body?,
+        () = cancel.cancelled() => return Err(PullError::Cancelled),
+    };
+    let parsed = d42::models::parse_device_page(&body.bytes).map_err(|cause| body.bad(cause))?;
+    if std::str::from_utf8(&body.bytes).is_err() {
+        return Err(body.bad("body is not valid utf-8").into());
+    }
+    let base = body.bytes.as_ptr() as usize;
+    let items = parsed
+        .items
+        .iter()
+        .map(|item| {
+            let start = item.raw.as_ptr() as usize - base;
+            let hash = xxhash_rust::xxh3::xxh3_64(item.raw.as_bytes()) as i64;
+            (item.device_id, hash, start..start + item.raw.len())
+        })
+        .collect();
+    let (total_count, limit) = (parsed.total_count, parsed.limit);
+    Ok(FetchedPage { offset, total_count, limit, items, body: body.bytes })
+}
+
+/// Drops change rows and runs past their retention; a failure here is only worth a warning.
+async fn prune(db: &Db, settings: &DevicesSettings) {
+    let before = crate::time::iso(crate::time::sub(chrono::Utc::now(), settings.keep_changes));
+    match devices::prune_changes(db, &before).await {
+        Ok(0) => {}
+        Ok(n) => tracing::debug!(rows = n, "pruned old device_changes"),
+        Err(e) => tracing::warn!(error = %e, "could not prune device_changes"),
+    }
+    if let Err(e) = runs::prune(db, &before).await {
+        tracing::warn!(error = %e, "could not prune sync_runs");
+    }
+}

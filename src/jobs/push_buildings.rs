@@ -1,0 +1,182 @@
+//! The building push: drains due `building_queue` rows to `POST /api/1.0/buildings/`.
+//!
+//! Each pass claims a batch in one short transaction (rows become `sending`, their attempt is
+//! counted), commits, sends up to `buildings.concurrency` POSTs at a time with no transaction
+//! open, and records each outcome in its own short transaction. A crash between Device42's
+//! answer and the recorded outcome leaves the row `sending`; the next start returns it to
+//! `pending` and it is sent again, which the upsert by name makes harmless.
+
+use super::RunReport;
+use super::backoff;
+use crate::config::BuildingsSettings;
+use crate::d42::{self, Client};
+use crate::metrics::METRICS;
+use crate::store::Db;
+use crate::store::queue::{self, QueuedBuilding};
+use crate::store::runs::{self, Job, RunCounts, RunStatus};
+use futures::StreamExt;
+use std::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+/// What became of one row.
+enum Outcome {
+    Done,
+    Retry,
+    Dead,
+    /// Credentials refused: the row is retried later and the pass stops.
+    AuthFailed(String),
+}
+
+/// Runs one push: passes over due rows until none are left or the service stops. A run with
+/// nothing to send records nothing. Returns `Err` when the run failed as a whole (database
+/// errors, refused credentials).
+pub async fn run(
+    db: &Db,
+    client: &Client,
+    settings: &BuildingsSettings,
+    cancel: &CancellationToken,
+) -> anyhow::Result<RunReport> {
+    let result = run_inner(db, client, settings, cancel).await;
+    if let Err(e) = &result {
+        tracing::error!(error = %format!("{e:#}"), "push failed");
+    }
+    result
+}
+
+async fn run_inner(
+    db: &Db,
+    client: &Client,
+    settings: &BuildingsSettings,
+    cancel: &CancellationToken,
+) -> anyhow::Result<RunReport> {
+    let started = Instant::now();
+    let buried = queue::bury_invalid(db).await?;
+    if buried > 0 {
+        tracing::warn!(rows = buried, "queue rows with an empty name marked dead");
+    }
+    let mut batch = queue::claim_due(db, &crate::time::now_iso(), settings.batch_size).await?;
+    if batch.is_empty() {
+        refresh_queue_metrics(db).await;
+        prune(db, settings).await;
+        return Ok(RunReport { run_id: None, outcome: "idle", counts: RunCounts::default(), duration: started.elapsed() });
+    }
+    let run_id = runs::start(db, Job::PushBuildings).await?;
+    let span = tracing::info_span!("push_buildings", run_id);
+    async move {
+        let mut counts = RunCounts::default();
+        let mut failure: Option<String> = None;
+        while !batch.is_empty() {
+            counts.items += batch.len() as i64;
+            let outcomes: Vec<anyhow::Result<Outcome>> = futures::stream::iter(batch)
+                .map(|row| send_one(db, client, settings, row))
+                .buffer_unordered(settings.concurrency)
+                .collect()
+                .await;
+            for outcome in outcomes {
+                match outcome {
+                    Ok(Outcome::Done) => counts.sent += 1,
+                    Ok(Outcome::Retry | Outcome::Dead) => counts.failed += 1,
+                    Ok(Outcome::AuthFailed(e)) => {
+                        counts.failed += 1;
+                        failure = Some(e);
+                    }
+                    Err(e) => {
+                        counts.failed += 1;
+                        failure = Some(format!("{e:#}"));
+                    }
+                }
+            }
+            if failure.is_some() || cancel.is_cancelled() {
+                break;
+            }
+            batch = queue::claim_due(db, &crate::time::now_iso(), settings.batch_size).await?;
+        }
+        let duration = started.elapsed();
+        let status = if failure.is_some() { RunStatus::Failed } else { RunStatus::Ok };
+        runs::finish(db, run_id, status, counts, failure.as_deref()).await?;
+        refresh_queue_metrics(db).await;
+        prune(db, settings).await;
+        let outcome = match &failure {
+            None => {
+                tracing::info!(items = counts.items, sent = counts.sent, failed = counts.failed, duration_ms = duration.as_millis() as u64, "push finished");
+                METRICS.run_finished(Job::PushBuildings.as_str(), "ok", duration.as_secs_f64());
+                "ok"
+            }
+            Some(e) => {
+                METRICS.run_finished(Job::PushBuildings.as_str(), "failed", duration.as_secs_f64());
+                anyhow::bail!("{e} (sent {}, failed {})", counts.sent, counts.failed);
+            }
+        };
+        Ok(RunReport { run_id: Some(run_id), outcome, counts, duration })
+    }
+    .instrument(span)
+    .await
+}
+
+/// Sends one claimed row and records the outcome.
+async fn send_one(db: &Db, client: &Client, settings: &BuildingsSettings, row: QueuedBuilding) -> anyhow::Result<Outcome> {
+    let result = client.post_building(&row.form_fields()).await;
+    crate::failpoint::hit("push.after_response");
+    let attempts = u32::try_from(row.attempts).unwrap_or(u32::MAX);
+    match result {
+        Ok(building_id) => {
+            queue::mark_done(db, row.id, building_id).await?;
+            tracing::debug!(id = row.id, building_id, "building sent");
+            Ok(Outcome::Done)
+        }
+        Err(e @ d42::Error::Auth { .. }) => {
+            let error = e.to_string();
+            retry_later(db, settings, &row, attempts, None, &error).await?;
+            Ok(Outcome::AuthFailed(error))
+        }
+        Err(e) if e.is_retryable() && attempts < settings.max_attempts => {
+            retry_later(db, settings, &row, attempts, e.retry_after(), &e.to_string()).await?;
+            Ok(Outcome::Retry)
+        }
+        Err(e) => {
+            let error = if e.is_retryable() {
+                format!("gave up after {attempts} attempts: {e}")
+            } else {
+                e.to_string()
+            };
+            tracing::warn!(id = row.id, name = %row.name, error = %error, "building dead-lettered");
+            queue::mark_dead(db, row.id, &error).await?;
+            Ok(Outcome::Dead)
+        }
+    }
+}
+
+async fn retry_later(
+    db: &Db,
+    settings: &BuildingsSettings,
+    row: &QueuedBuilding,
+    attempts: u32,
+    retry_after: Option<std::time::Duration>,
+    error: &str,
+) -> anyhow::Result<()> {
+    let at = backoff::next_attempt_at(
+        chrono::Utc::now(),
+        attempts,
+        settings.retry_base,
+        settings.retry_max,
+        retry_after,
+        &mut rand::rng(),
+    );
+    tracing::debug!(id = row.id, attempts, error, "building will be retried");
+    queue::mark_retry(db, row.id, &crate::time::iso(at), error).await?;
+    Ok(())
+}
+
+async fn refresh_queue_metrics(db: &Db) {
+    if let Ok(counts) = queue::counts(db).await {
+        METRICS.set_queue_depth(&counts);
+    }
+}
+
+async fn prune(db: &Db, settings: &BuildingsSettings) {
+    let before = crate::time::iso(crate::time::sub(chrono::Utc::now(), settings.keep_done));
+    if let Err(e) = queue::prune_done(db, &before).await {
+        tracing::warn!(error = %e, "could not prune done queue rows");
+    }
+}

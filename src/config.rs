@@ -16,6 +16,9 @@ use url::Url;
 /// The environment variable that names the config file; it is not a setting itself.
 pub const CONFIG_PATH_ENV: &str = "D42SYNC_CONFIG";
 
+/// `D42SYNC_*` variables that are not settings: the config path and the crash tests' failpoint.
+const NOT_SETTINGS: &[&str] = &[CONFIG_PATH_ENV, "D42SYNC_FAILPOINT"];
+
 /// Where the config file is looked for when neither `--config` nor `$D42SYNC_CONFIG` says.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/d42sync/d42sync.toml";
 
@@ -250,7 +253,7 @@ pub fn load_with_env(path: &Path, env: &HashMap<String, String>) -> Result<Setti
         .map_err(|e| ConfigError::new(&file_key, format!("cannot read config file: {}", io_reason(&e))))?;
     let overrides: HashMap<String, String> = env
         .iter()
-        .filter(|(k, _)| k.starts_with("D42SYNC_") && k.as_str() != CONFIG_PATH_ENV)
+        .filter(|(k, _)| k.starts_with("D42SYNC_") && !NOT_SETTINGS.contains(&k.as_str()))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     if overrides.contains_key("D42SYNC_DEVICE42__SECRET_KEY") {

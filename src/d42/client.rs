@@ -78,6 +78,7 @@ struct Inner {
     retry: RetryPolicy,
     request_timeout: Duration,
     max_body: u64,
+    insecure: bool,
 }
 
 impl std::fmt::Debug for Client {
@@ -128,6 +129,7 @@ impl Client {
                 },
                 request_timeout: s.request_timeout,
                 max_body: s.max_page_bytes,
+                insecure: s.insecure_skip_tls_verify,
             }),
         })
     }
@@ -137,6 +139,11 @@ impl Client {
         let (_, generation) = self.token().await?;
         self.inner.tokens.invalidate(generation).await;
         self.token().await.map(|_| ())
+    }
+
+    /// Whether certificate verification is off (warned about on every pull).
+    pub fn is_insecure(&self) -> bool {
+        self.inner.insecure
     }
 
     /// Time left on the current token.

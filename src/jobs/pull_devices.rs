@@ -65,6 +65,9 @@ pub async fn run(
     let run_id = runs::start(db, Job::PullDevices).await?;
     let span = tracing::info_span!("pull_devices", run_id);
     async move {
+        if client.is_insecure() {
+            tracing::warn!("device42.insecure_skip_tls_verify is true: the appliance's certificate is not checked");
+        }
         let result = pull_and_apply(db, client, settings, options, cancel, run_id).await;
         let duration = started.elapsed();
         match result {

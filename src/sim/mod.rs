@@ -48,13 +48,22 @@ use state::{Shared, lock, now_ms};
 
 /// A running simulator. Clones share it; it stops on [`Simulator::shutdown`] or when the runtime
 /// it was started on ends.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Simulator {
+    /// Shared by all clones.
     inner: Arc<Inner>,
 }
 
+/// Only the address: the inventory may hold hundreds of thousands of devices.
+impl std::fmt::Debug for Simulator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Simulator")
+            .field("base_url", &self.inner.base_url)
+            .finish_non_exhaustive()
+    }
+}
+
 /// What the clones of one simulator share.
-#[derive(Debug)]
 struct Inner {
     /// The state the request handlers use.
     shared: Arc<Shared>,

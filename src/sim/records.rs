@@ -186,89 +186,146 @@ const TAGS: &[&str] = &[
 /// A rack placement, present only on racked physical devices.
 #[derive(Debug)]
 pub(crate) struct Rack {
+    /// `rack_id`.
     pub rack_id: i64,
+    /// `rack`: the rack's name.
     pub rack: String,
+    /// `row`.
     pub row: String,
+    /// `start_at`: the lowest rack unit, a float in Device42.
     pub start_at: f64,
+    /// `orientation`: `front` or `back`.
     pub orientation: &'static str,
 }
 
 /// Where a virtual device runs, present only on virtual devices.
 #[derive(Debug)]
 pub(crate) struct Virtual {
+    /// `virtual_host_id`.
     pub host_id: i64,
+    /// `virtual_host_name`.
     pub host_name: String,
+    /// `virtual_subtype`: the hypervisor.
     pub subtype: &'static str,
+    /// `vm_uuid`.
     pub vm_uuid: String,
 }
 
 /// Which chassis a blade sits in, present only on blades.
 #[derive(Debug)]
 pub(crate) struct Blade {
+    /// `blade_host_id`.
     pub host_id: i64,
+    /// `blade_host_name`.
     pub host_name: String,
+    /// `slot_no`.
     pub slot_no: i64,
 }
 
 /// One entry of `ip_addresses`.
 #[derive(Debug)]
 pub(crate) struct Ip {
+    /// `ip`.
     pub ip: String,
+    /// `label`: the interface.
     pub label: &'static str,
+    /// `subnet`, CIDR.
     pub subnet: String,
+    /// `subnet_id`.
     pub subnet_id: i64,
+    /// `type`: `static` here.
     pub kind: &'static str,
 }
 
 /// One entry of `mac_addresses`.
 #[derive(Debug)]
 pub(crate) struct Mac {
+    /// `mac`.
     pub mac: String,
+    /// `port`: the switch port, on physical devices only.
     pub port: Option<String>,
+    /// `port_name`: the device's interface.
     pub port_name: String,
+    /// `vlan`, when tagged.
     pub vlan: Option<i64>,
 }
 
 /// Every field of one device record, before rendering.
 #[derive(Debug)]
 pub(crate) struct Facts {
+    /// `device_id` and `id`.
     pub id: i64,
+    /// `name`: site, role and id, plus a suffix per edit.
     pub name: String,
+    /// `type` and `type_id`.
     pub kind: Kind,
+    /// `serial_no`: physical devices only, null otherwise.
     pub serial_no: Option<String>,
+    /// `asset_no`, often null.
     pub asset_no: Option<String>,
+    /// `uuid`, sometimes null.
     pub uuid: Option<String>,
+    /// `notes`: changes on every edit.
     pub notes: String,
+    /// `service_level`.
     pub service_level: &'static str,
+    /// `in_service`: a real JSON bool.
     pub in_service: bool,
+    /// `customer_id` and `customer`, when assigned.
     pub customer: Option<(i64, &'static str)>,
+    /// `hw_model_id` and the model, physical devices only.
     pub hardware: Option<(i64, &'static Hardware)>,
+    /// `os`, `osver`, `osverno`.
     pub os: (&'static str, &'static str, i64),
+    /// `cpucount` / `total_cpus`.
     pub cpu_count: i64,
+    /// `cpucore` / `core_per_cpu`.
     pub cpu_core: i64,
+    /// `cpuspeed` in MHz, a float.
     pub cpu_speed: f64,
     /// RAM in GB; Device42 sends it as an integer or, for odd sizes, a float.
     pub ram: f64,
+    /// `hddcount`.
     pub hdd_count: i64,
+    /// `hddsize` in GB, a float.
     pub hdd_size: f64,
+    /// `hddraid`, when known.
     pub hdd_raid: Option<&'static str>,
+    /// The building: id, name code, full name.
     pub site: (i64, &'static str, &'static str),
+    /// `room_id` and `room`.
     pub room: (i64, String),
+    /// Rack placement: present only on racked physical devices.
     pub rack: Option<Rack>,
+    /// Virtual host fields: present only on virtual devices.
     pub virtual_: Option<Virtual>,
+    /// Chassis fields: present only on blades.
     pub blade: Option<Blade>,
+    /// `is_it_switch`, sent as yes/no.
     pub is_switch: bool,
+    /// `is_it_virtual_host`, sent as yes/no.
     pub is_virtual_host: bool,
+    /// `is_it_blade_host`, sent as yes/no.
     pub is_blade_host: bool,
+    /// `custom_fields`: key, value (None renders null), notes.
     pub custom_fields: Vec<(&'static str, Option<String>, &'static str)>,
+    /// `tags`.
     pub tags: Vec<&'static str>,
+    /// `aliases`.
     pub aliases: Vec<String>,
+    /// `ip_addresses`.
     pub ips: Vec<Ip>,
+    /// `mac_addresses`.
     pub macs: Vec<Mac>,
+    /// `asset_tag`, often null.
     pub asset_tag: Option<String>,
+    /// `cpu_vendor`.
     pub cpu_vendor: &'static str,
+    /// `last_discovered`, null when never discovered.
     pub last_discovered: Option<String>,
+    /// `first_added`, rendered.
     pub first_added: String,
+    /// `last_updated`, rendered.
     pub last_updated: String,
 }
 

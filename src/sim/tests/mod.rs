@@ -4,6 +4,7 @@ mod auth;
 mod buildings;
 mod devices;
 mod faults;
+mod lifecycle;
 mod tls;
 
 use std::net::SocketAddr;

@@ -181,7 +181,7 @@ async fn a_dribbled_body_arrives_whole_but_slowly() {
 
     assert_eq!(body, "0123456789");
     assert!(
-        started.elapsed() >= Duration::from_millis(200),
+        started.elapsed() >= Duration::from_millis(150),
         "{:?}",
         started.elapsed()
     );

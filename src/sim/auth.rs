@@ -1,0 +1,198 @@
+//! The token endpoints (`/tauth/1.0/token/`) and the Bearer check in front of `/api/`.
+//!
+//! Tokens are opaque random strings shaped like RS256 JWTs. Their real lifetime is the current
+//! token ttl on tokio's clock (so that paused-time tests can expire them); the `expires` field is
+//! wall-clock and may be skewed on purpose, as on an appliance whose clock is off.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use rand::Rng;
+use tokio::time::Instant;
+
+use super::state::{Shared, lock};
+use crate::httpd::{Request, Response};
+
+/// The JWT header `{"alg":"RS256","typ":"JWT"}`, base64url: every issued token starts with it.
+const JWT_HEADER: &str = "eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9";
+
+/// Issued tokens.
+#[derive(Debug, Default)]
+pub(crate) struct Tokens {
+    /// The last `token_id` handed out.
+    last_id: i64,
+    /// Live tokens: token text to (token_id, end of validity).
+    live: HashMap<String, (i64, Instant)>,
+    /// Every token ever issued, in order, so that tests can grep logs for them.
+    pub issued: Vec<String>,
+}
+
+impl Tokens {
+    /// Issues a new token valid for `ttl`; returns it and its id.
+    fn issue(&mut self, ttl: Duration) -> (String, i64) {
+        self.last_id += 1;
+        let token = random_jwt();
+        self.live
+            .insert(token.clone(), (self.last_id, Instant::now() + ttl));
+        self.issued.push(token.clone());
+        (token, self.last_id)
+    }
+
+    /// The id of `token` when it is live and unexpired.
+    fn check(&self, token: &str) -> Option<i64> {
+        match self.live.get(token) {
+            Some(&(id, until)) if Instant::now() < until => Some(id),
+            _ => None,
+        }
+    }
+
+    /// Ends the token with this id; false when there is none.
+    fn revoke(&mut self, id: i64) -> bool {
+        let before = self.live.len();
+        self.live.retain(|_, (token_id, _)| *token_id != id);
+        self.live.len() != before
+    }
+
+    /// Ends every token.
+    pub fn expire_all(&mut self) {
+        self.live.clear();
+    }
+}
+
+/// `POST /tauth/1.0/token/`: a new token for the right Basic credentials, else the permission
+/// error Device42 was recorded sending (HTTP 500).
+pub(crate) fn issue(shared: &Shared, request: &Request) -> Response {
+    let expected = (
+        shared.cfg.client_key.as_str(),
+        shared.cfg.secret_key.as_str(),
+    );
+    let credentials = request.header("authorization").and_then(basic_credentials);
+    if credentials.as_ref().map(|(k, s)| (k.as_str(), s.as_str())) != Some(expected) {
+        return permission_denied();
+    }
+    token_answer(shared, None)
+}
+
+/// `PUT /tauth/1.0/token/{id}/`: replaces token `id` with a new one (new token and token_id).
+pub(crate) fn extend(shared: &Shared, request: &Request, id: i64) -> Response {
+    if bearer(shared, request).is_err() {
+        return invalid_token();
+    }
+    token_answer(shared, Some(id))
+}
+
+/// `DELETE /tauth/1.0/token/{id}/`: revokes token `id`.
+pub(crate) fn revoke(shared: &Shared, request: &Request, id: i64) -> Response {
+    if bearer(shared, request).is_err() {
+        return invalid_token();
+    }
+    if !lock(&shared.tokens).revoke(id) {
+        return Response::json(404, r#"{"msg": "Token not found", "code": "1"}"#);
+    }
+    Response::json(200, r#"{"msg": "API Token deleted", "code": "0"}"#)
+}
+
+/// The Bearer token's id when it is live, else the 401 `/api/` answers with.
+pub(crate) fn bearer(shared: &Shared, request: &Request) -> Result<i64, Response> {
+    let token = request
+        .header("authorization")
+        .and_then(|v| strip_scheme(v, "bearer"));
+    token
+        .and_then(|t| lock(&shared.tokens).check(t.trim()))
+        .ok_or_else(invalid_token)
+}
+
+/// The 401 of an unknown, expired or revoked token.
+pub(crate) fn invalid_token() -> Response {
+    Response::json(401, r#"{"detail": "Invalid token."}"#)
+}
+
+/// The one recorded answer to bad credentials.
+pub(crate) fn permission_denied() -> Response {
+    Response::json(
+        500,
+        r#"{"msg": "You don't have permissions to access this resource.", "code": "1"}"#,
+    )
+}
+
+/// Issues a token (replacing `replacing` when given) and renders the token answer.
+fn token_answer(shared: &Shared, replacing: Option<i64>) -> Response {
+    let ttl = shared.knobs().token_ttl;
+    let (token, token_id) = {
+        let mut tokens = lock(&shared.tokens);
+        if let Some(old) = replacing
+            && !tokens.revoke(old)
+        {
+            return Response::json(404, r#"{"msg": "Token not found", "code": "1"}"#);
+        }
+        tokens.issue(ttl)
+    };
+    let expires = chrono::Utc::now()
+        + chrono::Duration::from_std(ttl).unwrap_or_default()
+        + chrono::Duration::seconds(shared.cfg.expires_skew);
+    let expires = expires.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let minutes = ttl.as_secs_f64() / 60.0;
+    // Whole minutes render as an integer, as the appliance sends them; others as a float.
+    let ttl = if minutes.fract() == 0.0 {
+        format!("{}", minutes as i64)
+    } else {
+        format!("{minutes:?}")
+    };
+    Response::json(
+        200,
+        format!(
+            r#"{{"code": 0, "expires": "{expires}", "token": "{token}", "ttl": {ttl}, "msg": "connected", "token_id": {token_id}}}"#
+        ),
+    )
+}
+
+/// A random token shaped like an RS256 JWT: header, payload and signature, base64url.
+fn random_jwt() -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut rng = rand::rng();
+    let mut part = |n: usize| -> String {
+        (0..n)
+            .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+            .collect()
+    };
+    let payload = part(96);
+    let signature = part(342);
+    format!("{JWT_HEADER}.eyJ{payload}.{signature}")
+}
+
+/// The value after `scheme ` in an `Authorization` header, the scheme compared case-insensitively.
+fn strip_scheme<'a>(header: &'a str, scheme: &str) -> Option<&'a str> {
+    let (given, rest) = header.trim().split_once(' ')?;
+    given.eq_ignore_ascii_case(scheme).then_some(rest)
+}
+
+/// The `(user, password)` of a Basic `Authorization` header.
+fn basic_credentials(header: &str) -> Option<(String, String)> {
+    let decoded = base64_decode(strip_scheme(header, "basic")?.trim())?;
+    let (user, password) = std::str::from_utf8(&decoded).ok()?.split_once(':')?;
+    Some((user.to_string(), password.to_string()))
+}
+
+/// Decodes standard base64 (padding optional); `None` when malformed.
+fn base64_decode(text: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(text.len() * 3 / 4);
+    let (mut bits, mut count) = (0u32, 0u32);
+    for byte in text.trim_end_matches('=').bytes() {
+        let value = match byte {
+            b'A'..=b'Z' => byte - b'A',
+            b'a'..=b'z' => byte - b'a' + 26,
+            b'0'..=b'9' => byte - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        };
+        bits = (bits << 6) | u32::from(value);
+        count += 6;
+        if count >= 8 {
+            count -= 8;
+            out.push((bits >> count) as u8);
+            bits &= (1 << count) - 1;
+        }
+    }
+    Some(out)
+}

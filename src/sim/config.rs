@@ -1,0 +1,82 @@
+//! How a simulator is set up: [`SimConfig`] and the knobs it is made of.
+
+use std::time::Duration;
+
+/// The settings of one simulated Device42 appliance.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    /// Initial inventory size; ids ascend from 1 with a few gaps, as after old deletions.
+    pub devices: usize,
+    /// Seed of every generated record and of `fail_rate`: the same seed gives the same inventory.
+    pub seed: u64,
+    /// The only client key the token endpoint accepts.
+    pub client_key: String,
+    /// The only secret key the token endpoint accepts.
+    pub secret_key: String,
+    /// Real lifetime of issued tokens; the token response's `ttl` is this in minutes.
+    pub token_ttl: Duration,
+    /// Seconds added to the `expires` field only, as on an appliance whose clock is off.
+    pub expires_skew: i64,
+    /// Key of the item list in `/api/2.0/devices/` answers, which varies between sources.
+    pub list_key: ListKey,
+    /// Whether list answers carry `total_count`; some endpoints omit it.
+    pub include_total_count: bool,
+    /// "Enforce API GET Limits": the default and the cap of `limit`.
+    pub max_limit: usize,
+    /// Wait before answering each devices list request, for latency-bound benchmarks.
+    pub page_delay: Duration,
+    /// Wait before answering each building POST, for latency-bound benchmarks.
+    pub post_delay: Duration,
+    /// Probability that any `/api/` request gets a random retryable fault (500, 503, reset or
+    /// truncated body), drawn from a generator seeded with `seed`.
+    pub fail_rate: f64,
+}
+
+impl Default for SimConfig {
+    fn default() -> SimConfig {
+        SimConfig {
+            devices: 100,
+            seed: 42,
+            client_key: "sim-client-key".to_string(),
+            secret_key: "sim-secret-key".to_string(),
+            token_ttl: Duration::from_secs(600),
+            expires_skew: 0,
+            list_key: ListKey::Devices,
+            include_total_count: true,
+            max_limit: 1000,
+            page_delay: Duration::ZERO,
+            post_delay: Duration::ZERO,
+            fail_rate: 0.0,
+        }
+    }
+}
+
+/// The key of the device list in `/api/2.0/devices/` answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListKey {
+    /// `"Devices"`, as in the swagger.
+    Devices,
+    /// `"devices"`, as in other Device42 material.
+    LowerDevices,
+}
+
+impl ListKey {
+    /// The key as it appears in the JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ListKey::Devices => "Devices",
+            ListKey::LowerDevices => "devices",
+        }
+    }
+}
+
+/// Inventory changes made while a client pages, so that limit/offset paging skips or repeats rows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Drift {
+    /// Devices added (ids above the current maximum) after each devices list request.
+    pub inserts_per_page: usize,
+    /// Devices removed (the lowest ids, so later offsets shift) after each devices list request.
+    pub deletes_per_page: usize,
+    /// How many of the next devices list requests are followed by these changes.
+    pub pages: u32,
+}

@@ -143,6 +143,11 @@ async fn pull_and_apply(
 }
 
 /// One pass over every page into the (empty) stage; the number of devices on success.
+///
+/// Pages overlap by one item: page `k` starts at offset `k * (step - 1)`, so its first item
+/// must be the previous page's last. If rows below were deleted or inserted between two page
+/// requests, the offsets shift and that check fails; together with `total_count` staying put
+/// and the distinct ids matching it, this catches the skips and repeats of limit/offset paging.
 async fn pull_once(
     stage: &mut PullStage,
     client: &Client,
@@ -151,22 +156,24 @@ async fn pull_once(
 ) -> Result<i64, PullError> {
     let asked = u64::from(settings.page_size);
     let first = fetch(client, settings, 0, asked, cancel).await?;
-    // The server may cap `limit` below what was asked ("Enforce API GET Limits").
     let total = first.total_count;
     let short_first = (first.items.len() as u64) < asked && total.is_some_and(|t| t > first.items.len() as u64);
+    // The server may cap `limit` below what was asked ("Enforce API GET Limits").
     let step = match first.limit.filter(|l| *l > 0) {
         Some(l) => l.min(asked),
         // A short first page of a larger inventory, without an echoed limit: the server capped it.
         None if short_first && !first.items.is_empty() => first.items.len() as u64,
         None => asked,
     };
-    let mut distinct = stage_page(stage, &first).await?;
+    let advance = if step > 1 { step - 1 } else { step };
+    let mut last_id = None;
+    let mut distinct = stage_page(stage, &first, &mut last_id).await?;
     let mut last_len = first.items.len() as u64;
     drop(first);
 
     match total {
         Some(total) => {
-            let offsets: Vec<u64> = (1..).map(|i| i * step).take_while(|o| *o < total).collect();
+            let offsets: Vec<u64> = (1..).map(|k| k * advance).take_while(|o| o + (step - advance) < total).collect();
             let mut pages = futures::stream::iter(offsets)
                 .map(|offset| {
                     let (client, settings, cancel) = (client.clone(), settings.clone(), cancel.clone());
@@ -182,38 +189,52 @@ async fn pull_once(
                         page.offset
                     )));
                 }
-                distinct += stage_page(stage, &page).await?;
+                distinct += stage_page(stage, &page, &mut last_id).await?;
             }
             if distinct != total {
                 return Err(PullError::Drift(format!("received {distinct} distinct devices, total_count is {total}")));
             }
         }
         None => {
-            // No total_count: page sequentially until a short or empty page. Completeness then
-            // rests on the absence of repeated ids.
+            // No total_count: page sequentially until a short page. Completeness then rests on
+            // the page overlaps and the absence of repeated ids.
             let mut offset = 0;
             while last_len == step {
-                offset += step;
+                offset += advance;
                 let page = fetch(client, settings, offset, step, cancel).await?;
                 last_len = page.items.len() as u64;
-                distinct += stage_page(stage, &page).await?;
+                distinct += stage_page(stage, &page, &mut last_id).await?;
             }
         }
     }
     Ok(distinct as i64)
 }
 
-/// Stages a page, writing only records whose hash differs from the stored one. Returns the ids
-/// new to this pull; a repeated id means the pages shifted.
-async fn stage_page(stage: &mut PullStage, page: &FetchedPage) -> Result<u64, PullError> {
-    if page.items.is_empty() {
+/// Checks a page against the previous one (its first item must repeat the previous page's
+/// last) and stages it without that overlap, writing only records whose hash differs from the
+/// stored one. Returns the ids new to this pull.
+async fn stage_page(stage: &mut PullStage, page: &FetchedPage, last_id: &mut Option<i64>) -> Result<u64, PullError> {
+    let items = match (*last_id, page.items.first()) {
+        (None, _) => &page.items[..],
+        (Some(_), None) => return Ok(0),
+        (Some(prev), Some(first)) if first.0 == prev => &page.items[1..],
+        (Some(prev), Some(first)) => {
+            return Err(PullError::Drift(format!(
+                "the page at offset {} starts at device {} instead of {prev}: rows moved while paging",
+                page.offset, first.0
+            )));
+        }
+    };
+    if let Some(last) = page.items.last() {
+        *last_id = Some(last.0);
+    }
+    if items.is_empty() {
         return Ok(0);
     }
-    let lo = page.items.iter().map(|i| i.0).min().unwrap_or(0);
-    let hi = page.items.iter().map(|i| i.0).max().unwrap_or(0);
+    let lo = items.iter().map(|i| i.0).min().unwrap_or(0);
+    let hi = items.iter().map(|i| i.0).max().unwrap_or(0);
     let stored = stage.stored_hashes(lo, hi).await?;
-    let rows: Vec<StageRow<'_>> = page
-        .items
+    let rows: Vec<StageRow<'_>> = items
         .iter()
         .map(|(device_id, hash, range)| StageRow {
             device_id: *device_id,

@@ -19,8 +19,6 @@ pub struct TestEnv {
     pub sim: Simulator,
     pub dir: tempfile::TempDir,
     pub sim_config: SimConfig,
-    /// TOML appended to the generated config (extra sections and keys).
-    pub extra: String,
 }
 
 impl TestEnv {
@@ -34,9 +32,9 @@ impl TestEnv {
     /// Like [`TestEnv::start`] with extra `[device42]` keys.
     pub async fn start_with(sim_config: SimConfig, device42_extra: &str, extra: &str) -> Self {
         let sim = Simulator::start(sim_config.clone(), "127.0.0.1:0".parse().unwrap()).await.unwrap();
-        let env = Self { sim, dir: tempfile::tempdir().unwrap(), sim_config, extra: String::new() };
+        let env = Self { sim, dir: tempfile::tempdir().unwrap(), sim_config };
         env.write_config(device42_extra, extra);
-        Self { extra: extra.to_string(), ..env }
+        env
     }
 
     /// (Re)writes the config file.
@@ -110,7 +108,11 @@ fn merge_sections(text: &str) -> String {
                 sections.insert(current.clone(), Vec::new());
             }
         } else if !t.is_empty() {
-            sections.entry(current.clone()).or_default().push(line.to_string());
+            let lines = sections.entry(current.clone()).or_default();
+            // A later `key = value` replaces an earlier one, so extras can override defaults.
+            let key = t.split('=').next().unwrap_or("").trim().to_string();
+            lines.retain(|l| l.split('=').next().unwrap_or("").trim() != key);
+            lines.push(line.to_string());
             if !order.contains(&current) {
                 order.insert(0, current.clone());
             }

@@ -168,12 +168,13 @@ async fn backoff_stays_within_full_jitter_bounds_and_honours_retry_after() {
     let before = chrono::Utc::now();
     push(&env).await.unwrap();
     let after = chrono::Utc::now();
-    let rows: Vec<(String, String)> =
-        sqlx::query_as("SELECT name, next_attempt_at FROM building_queue ORDER BY id").fetch_all(&db.pool).await.unwrap();
+    let rows: Vec<(String, String, Option<String>)> =
+        sqlx::query_as("SELECT name, status, next_attempt_at FROM building_queue ORDER BY id").fetch_all(&db.pool).await.unwrap();
     db.close().await;
     let mut with_retry_after = 0;
-    for (name, at) in rows {
-        let at = d42sync::time::parse_iso(&at).unwrap();
+    for (name, status, at) in rows {
+        assert_eq!(status, "pending", "{name}");
+        let at = d42sync::time::parse_iso(&at.unwrap()).unwrap();
         let delay_from_start = (at - before).num_milliseconds();
         if delay_from_start >= 120_000 {
             with_retry_after += 1;

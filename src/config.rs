@@ -34,7 +34,10 @@ pub struct ConfigError {
 
 impl ConfigError {
     fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { key: key.into(), message: message.into() }
+        Self {
+            key: key.into(),
+            message: message.into(),
+        }
     }
 }
 
@@ -187,7 +190,10 @@ impl Schedule {
     }
 
     /// The next firing strictly after `after`.
-    pub fn next_after(&self, after: chrono::DateTime<chrono::Utc>) -> Option<chrono::DateTime<chrono::Utc>> {
+    pub fn next_after(
+        &self,
+        after: chrono::DateTime<chrono::Utc>,
+    ) -> Option<chrono::DateTime<chrono::Utc>> {
         self.cron.find_next_occurrence(&after, false).ok()
     }
 
@@ -249,8 +255,12 @@ pub fn load(path: &Path) -> Result<Settings, ConfigError> {
 /// Loads settings from `path` and the given environment (tests pass their own).
 pub fn load_with_env(path: &Path, env: &HashMap<String, String>) -> Result<Settings, ConfigError> {
     let file_key = path.display().to_string();
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| ConfigError::new(&file_key, format!("cannot read config file: {}", io_reason(&e))))?;
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigError::new(
+            &file_key,
+            format!("cannot read config file: {}", io_reason(&e)),
+        )
+    })?;
     let overrides: HashMap<String, String> = env
         .iter()
         .filter(|(k, _)| k.starts_with("D42SYNC_") && !NOT_SETTINGS.contains(&k.as_str()))
@@ -281,7 +291,10 @@ pub fn load_with_env(path: &Path, env: &HashMap<String, String>) -> Result<Setti
 
 fn reject_unknown_keys(cfg: &Config) -> Result<(), ConfigError> {
     let known: BTreeSet<&str> = KNOWN_KEYS.iter().copied().collect();
-    let sections: BTreeSet<&str> = KNOWN_KEYS.iter().filter_map(|k| k.split('.').next()).collect();
+    let sections: BTreeSet<&str> = KNOWN_KEYS
+        .iter()
+        .filter_map(|k| k.split('.').next())
+        .collect();
     let top = cfg
         .clone()
         .try_deserialize::<HashMap<String, Value>>()
@@ -311,7 +324,10 @@ struct Reader<'a> {
 
 impl Reader<'_> {
     fn value(&self, key: &str) -> Option<Value> {
-        self.cfg.get::<Value>(key).ok().filter(|v| !matches!(v.kind, ValueKind::Nil))
+        self.cfg
+            .get::<Value>(key)
+            .ok()
+            .filter(|v| !matches!(v.kind, ValueKind::Nil))
     }
 
     fn string(&self, key: &str) -> Result<Option<String>, ConfigError> {
@@ -338,17 +354,24 @@ impl Reader<'_> {
     fn bool_or(&self, key: &str, default: bool) -> Result<bool, ConfigError> {
         match self.value(key) {
             None => Ok(default),
-            Some(v) => v.into_bool().map_err(|_| ConfigError::new(key, "must be true or false")),
+            Some(v) => v
+                .into_bool()
+                .map_err(|_| ConfigError::new(key, "must be true or false")),
         }
     }
 
     fn int_in(&self, key: &str, default: i64, min: i64, max: i64) -> Result<i64, ConfigError> {
         let n = match self.value(key) {
             None => default,
-            Some(v) => v.into_int().map_err(|_| ConfigError::new(key, "must be a whole number"))?,
+            Some(v) => v
+                .into_int()
+                .map_err(|_| ConfigError::new(key, "must be a whole number"))?,
         };
         if n < min || n > max {
-            return Err(ConfigError::new(key, format!("must be between {min} and {max}, got {n}")));
+            return Err(ConfigError::new(
+                key,
+                format!("must be between {min} and {max}, got {n}"),
+            ));
         }
         Ok(n)
     }
@@ -369,7 +392,9 @@ impl Reader<'_> {
     fn settings(&self) -> Result<Settings, ConfigError> {
         let mut warnings = Vec::new();
         let device42 = self.device42(&mut warnings)?;
-        let database = DatabaseSettings { path: self.database_path()? };
+        let database = DatabaseSettings {
+            path: self.database_path()?,
+        };
         let devices = self.devices()?;
         let buildings = self.buildings()?;
         let log = self.log()?;
@@ -377,11 +402,22 @@ impl Reader<'_> {
             "" => MetricsSettings { listen: None },
             s => MetricsSettings {
                 listen: Some(s.parse().map_err(|_| {
-                    ConfigError::new("metrics.listen", format!("must be an address like 127.0.0.1:9142, got {s:?}"))
+                    ConfigError::new(
+                        "metrics.listen",
+                        format!("must be an address like 127.0.0.1:9142, got {s:?}"),
+                    )
                 })?),
             },
         };
-        Ok(Settings { device42, database, devices, buildings, log, metrics, warnings })
+        Ok(Settings {
+            device42,
+            database,
+            devices,
+            buildings,
+            log,
+            metrics,
+            warnings,
+        })
     }
 
     fn device42(&self, warnings: &mut Vec<String>) -> Result<Device42Settings, ConfigError> {
@@ -389,12 +425,16 @@ impl Reader<'_> {
         let base_url = Url::parse(raw_url.trim())
             .map_err(|e| ConfigError::new("device42.base_url", format!("invalid url: {e}")))?;
         if !matches!(base_url.scheme(), "http" | "https") || base_url.host_str().is_none() {
-            return Err(ConfigError::new("device42.base_url", "must be an http(s) url with a host"));
+            return Err(ConfigError::new(
+                "device42.base_url",
+                "must be an http(s) url with a host",
+            ));
         }
         if base_url.scheme() == "http" && !is_loopback(&base_url) {
             warnings.push("device42.base_url uses plain http: credentials and tokens cross the network unencrypted".into());
         }
-        let client_key = SecretString::from(self.required("device42.client_key")?.trim().to_string());
+        let client_key =
+            SecretString::from(self.required("device42.client_key")?.trim().to_string());
         let secret_key = self.secret_key(warnings)?;
         let ca_pem = match self.string("device42.ca_file")? {
             Some(p) if !p.trim().is_empty() => Some(read_ca_file(Path::new(p.trim()))?),
@@ -421,14 +461,20 @@ impl Reader<'_> {
     }
 
     fn secret_key(&self, warnings: &mut Vec<String>) -> Result<SecretString, ConfigError> {
-        let file = self.string("device42.secret_key_file")?.filter(|s| !s.trim().is_empty());
-        let inline = self.string("device42.secret_key")?.filter(|s| !s.is_empty());
+        let file = self
+            .string("device42.secret_key_file")?
+            .filter(|s| !s.trim().is_empty());
+        let inline = self
+            .string("device42.secret_key")?
+            .filter(|s| !s.is_empty());
         match (file, inline) {
             (Some(_), Some(_)) => Err(ConfigError::new(
                 "device42.secret_key",
                 "set either secret_key or secret_key_file, not both",
             )),
-            (Some(path), None) => read_secret_file("device42.secret_key_file", Path::new(path.trim()), true),
+            (Some(path), None) => {
+                read_secret_file("device42.secret_key_file", Path::new(path.trim()), true)
+            }
             (None, Some(secret)) => {
                 warnings.push("device42.secret_key is set inline in the config file; prefer secret_key_file or systemd credentials".into());
                 Ok(SecretString::from(secret))
@@ -448,7 +494,10 @@ impl Reader<'_> {
     }
 
     fn database_path(&self) -> Result<PathBuf, ConfigError> {
-        let path = PathBuf::from(self.string_or("database.path", "/var/lib/d42sync/inventory.db")?.trim());
+        let path = PathBuf::from(
+            self.string_or("database.path", "/var/lib/d42sync/inventory.db")?
+                .trim(),
+        );
         let dir = match path.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
@@ -469,7 +518,10 @@ impl Reader<'_> {
     }
 
     fn devices(&self) -> Result<DevicesSettings, ConfigError> {
-        let endpoint = self.string_or("devices.endpoint", "/api/2.0/devices/")?.trim().to_string();
+        let endpoint = self
+            .string_or("devices.endpoint", "/api/2.0/devices/")?
+            .trim()
+            .to_string();
         if !endpoint.starts_with("/api/") || !endpoint.ends_with('/') {
             return Err(ConfigError::new(
                 "devices.endpoint",
@@ -482,18 +534,28 @@ impl Reader<'_> {
                 ValueKind::String(s) => split_cols(&s),
                 _ => v
                     .into_array()
-                    .map_err(|_| ConfigError::new("devices.include_cols", "must be a list of column names"))?
+                    .map_err(|_| {
+                        ConfigError::new("devices.include_cols", "must be a list of column names")
+                    })?
                     .into_iter()
                     .map(|c| c.into_string().map(|s| s.trim().to_string()))
                     .collect::<Result<Vec<_>, _>>()
-                    .map_err(|_| ConfigError::new("devices.include_cols", "must be a list of column names"))?
+                    .map_err(|_| {
+                        ConfigError::new("devices.include_cols", "must be a list of column names")
+                    })?
                     .into_iter()
                     .filter(|s| !s.is_empty())
                     .collect(),
             },
         };
-        if let Some(bad) = include_cols.iter().find(|c| !c.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_')) {
-            return Err(ConfigError::new("devices.include_cols", format!("invalid column name {bad:?}")));
+        if let Some(bad) = include_cols
+            .iter()
+            .find(|c| !c.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_'))
+        {
+            return Err(ConfigError::new(
+                "devices.include_cols",
+                format!("invalid column name {bad:?}"),
+            ));
         }
         let fraction = match self.value("devices.max_delete_fraction") {
             None => 0.5,
@@ -502,7 +564,10 @@ impl Reader<'_> {
                 .map_err(|_| ConfigError::new("devices.max_delete_fraction", "must be a number"))?,
         };
         if !(0.0..=1.0).contains(&fraction) {
-            return Err(ConfigError::new("devices.max_delete_fraction", "must be between 0 and 1"));
+            return Err(ConfigError::new(
+                "devices.max_delete_fraction",
+                "must be between 0 and 1",
+            ));
         }
         Ok(DevicesSettings {
             schedule: self.schedule_or("devices.schedule", "0 */15 * * * *")?,
@@ -520,7 +585,10 @@ impl Reader<'_> {
         let retry_base = self.duration_or("buildings.retry_base", "2s")?;
         let retry_max = self.duration_or("buildings.retry_max", "1h")?;
         if retry_max < retry_base {
-            return Err(ConfigError::new("buildings.retry_max", "must not be shorter than buildings.retry_base"));
+            return Err(ConfigError::new(
+                "buildings.retry_max",
+                "must not be shorter than buildings.retry_base",
+            ));
         }
         Ok(BuildingsSettings {
             schedule: self.schedule_or("buildings.schedule", "*/30 * * * * *")?,
@@ -538,7 +606,12 @@ impl Reader<'_> {
         let format = match self.string_or("log.format", "json")?.trim() {
             "json" => LogFormat::Json,
             "text" => LogFormat::Text,
-            other => return Err(ConfigError::new("log.format", format!("must be json or text, got {other:?}"))),
+            other => {
+                return Err(ConfigError::new(
+                    "log.format",
+                    format!("must be json or text, got {other:?}"),
+                ));
+            }
         };
         let level = self.string_or("log.level", "info")?.trim().to_string();
         tracing_subscriber::EnvFilter::builder()
@@ -549,7 +622,10 @@ impl Reader<'_> {
 }
 
 fn split_cols(s: &str) -> Vec<String> {
-    s.split(',').map(|c| c.trim().to_string()).filter(|c| !c.is_empty()).collect()
+    s.split(',')
+        .map(|c| c.trim().to_string())
+        .filter(|c| !c.is_empty())
+        .collect()
 }
 
 fn is_loopback(url: &Url) -> bool {
@@ -571,14 +647,21 @@ fn io_reason(e: &std::io::Error) -> String {
 
 /// Reads a secret file, refusing one that others can read (unless systemd provided it).
 fn read_secret_file(key: &str, path: &Path, check_mode: bool) -> Result<SecretString, ConfigError> {
-    let meta = std::fs::metadata(path)
-        .map_err(|e| ConfigError::new(key, format!("cannot read {}: {}", path.display(), io_reason(&e))))?;
+    let meta = std::fs::metadata(path).map_err(|e| {
+        ConfigError::new(
+            key,
+            format!("cannot read {}: {}", path.display(), io_reason(&e)),
+        )
+    })?;
     if check_mode {
         let mode = meta.mode() & 0o777;
         if mode & 0o077 != 0 {
             return Err(ConfigError::new(
                 key,
-                format!("{} is accessible by group or others (mode {mode:04o}); chmod 600 it", path.display()),
+                format!(
+                    "{} is accessible by group or others (mode {mode:04o}); chmod 600 it",
+                    path.display()
+                ),
             ));
         }
         // SAFETY: geteuid has no preconditions and cannot fail.
@@ -586,15 +669,26 @@ fn read_secret_file(key: &str, path: &Path, check_mode: bool) -> Result<SecretSt
         if meta.uid() != euid {
             return Err(ConfigError::new(
                 key,
-                format!("{} is owned by uid {}, not by the service user (uid {euid})", path.display(), meta.uid()),
+                format!(
+                    "{} is owned by uid {}, not by the service user (uid {euid})",
+                    path.display(),
+                    meta.uid()
+                ),
             ));
         }
     }
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| ConfigError::new(key, format!("cannot read {}: {}", path.display(), io_reason(&e))))?;
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigError::new(
+            key,
+            format!("cannot read {}: {}", path.display(), io_reason(&e)),
+        )
+    })?;
     let secret = text.trim_end_matches(['\r', '\n']).to_string();
     if secret.is_empty() {
-        return Err(ConfigError::new(key, format!("{} is empty", path.display())));
+        return Err(ConfigError::new(
+            key,
+            format!("{} is empty", path.display()),
+        ));
     }
     Ok(SecretString::from(secret))
 }
@@ -602,9 +696,14 @@ fn read_secret_file(key: &str, path: &Path, check_mode: bool) -> Result<SecretSt
 fn read_ca_file(path: &Path) -> Result<Vec<u8>, ConfigError> {
     use rustls_pki_types::{CertificateDer, pem::PemObject};
     let pem = std::fs::read(path).map_err(|e| {
-        ConfigError::new("device42.ca_file", format!("cannot read {}: {}", path.display(), io_reason(&e)))
+        ConfigError::new(
+            "device42.ca_file",
+            format!("cannot read {}: {}", path.display(), io_reason(&e)),
+        )
     })?;
-    let count = CertificateDer::pem_slice_iter(&pem).filter(|c| c.is_ok()).count();
+    let count = CertificateDer::pem_slice_iter(&pem)
+        .filter(|c| c.is_ok())
+        .count();
     if count == 0 {
         return Err(ConfigError::new(
             "device42.ca_file",

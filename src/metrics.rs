@@ -54,7 +54,9 @@ impl Metrics {
 
     /// Records a finished run.
     pub fn run_finished(&self, job: &str, outcome: &str, seconds: f64) {
-        *lock(&self.runs).entry((job.to_string(), outcome.to_string())).or_default() += 1;
+        *lock(&self.runs)
+            .entry((job.to_string(), outcome.to_string()))
+            .or_default() += 1;
         let mut d = lock(&self.durations);
         let e = d.entry(job.to_string()).or_default();
         e.0 += seconds;
@@ -73,7 +75,10 @@ impl Metrics {
     pub fn set_queue_depth(&self, by_status: &BTreeMap<String, i64>) {
         let mut q = lock(&self.queue_depth);
         for status in ["pending", "sending", "done", "dead"] {
-            q.insert(status.to_string(), by_status.get(status).copied().unwrap_or(0));
+            q.insert(
+                status.to_string(),
+                by_status.get(status).copied().unwrap_or(0),
+            );
         }
     }
 
@@ -86,32 +91,125 @@ impl Metrics {
     pub fn render(&self) -> String {
         let mut out = String::new();
         let by = |label: &str, v: &str| format!("{{{label}=\"{v}\"}}");
-        let http = lock(&self.http_requests).iter().map(|(c, v)| (by("class", c), v.to_string())).collect();
-        family(&mut out, "d42sync_http_requests_total", "counter", "HTTP requests to Device42 by status class.", http);
-        let refreshes = vec![(String::new(), self.token_refreshes.load(Ordering::Relaxed).to_string())];
-        family(&mut out, "d42sync_token_refreshes_total", "counter", "Device42 API tokens obtained.", refreshes);
+        let http = lock(&self.http_requests)
+            .iter()
+            .map(|(c, v)| (by("class", c), v.to_string()))
+            .collect();
+        family(
+            &mut out,
+            "d42sync_http_requests_total",
+            "counter",
+            "HTTP requests to Device42 by status class.",
+            http,
+        );
+        let refreshes = vec![(
+            String::new(),
+            self.token_refreshes.load(Ordering::Relaxed).to_string(),
+        )];
+        family(
+            &mut out,
+            "d42sync_token_refreshes_total",
+            "counter",
+            "Device42 API tokens obtained.",
+            refreshes,
+        );
         let expires = self.token_expires_at.load(Ordering::Relaxed);
-        let left = if expires == 0 { 0 } else { (expires - chrono::Utc::now().timestamp()).max(0) };
+        let left = if expires == 0 {
+            0
+        } else {
+            (expires - chrono::Utc::now().timestamp()).max(0)
+        };
         let expiry = vec![(String::new(), left.to_string())];
-        family(&mut out, "d42sync_token_expiry_seconds", "gauge", "Seconds until the current token expires.", expiry);
+        family(
+            &mut out,
+            "d42sync_token_expiry_seconds",
+            "gauge",
+            "Seconds until the current token expires.",
+            expiry,
+        );
         let runs = lock(&self.runs)
             .iter()
-            .map(|((job, outcome), v)| (format!("{{job=\"{job}\",outcome=\"{outcome}\"}}"), v.to_string()))
+            .map(|((job, outcome), v)| {
+                (
+                    format!("{{job=\"{job}\",outcome=\"{outcome}\"}}"),
+                    v.to_string(),
+                )
+            })
             .collect();
-        family(&mut out, "d42sync_runs_total", "counter", "Job runs by job and outcome.", runs);
+        family(
+            &mut out,
+            "d42sync_runs_total",
+            "counter",
+            "Job runs by job and outcome.",
+            runs,
+        );
         let durations = lock(&self.durations).clone();
-        let sums = durations.iter().map(|(j, (sum, _))| (by("job", j), format!("{sum:.3}"))).collect();
-        family(&mut out, "d42sync_run_duration_seconds_sum", "counter", "Total seconds spent in job runs.", sums);
-        let counts = durations.iter().map(|(j, (_, n))| (by("job", j), n.to_string())).collect();
-        family(&mut out, "d42sync_run_duration_seconds_count", "counter", "Job runs timed.", counts);
-        let last = lock(&self.last_success).iter().map(|(j, t)| (by("job", j), t.to_string())).collect();
-        family(&mut out, "d42sync_last_success_timestamp_seconds", "gauge", "Unix time of the last successful run.", last);
-        let skipped = lock(&self.skipped).iter().map(|(j, v)| (by("job", j), v.to_string())).collect();
-        family(&mut out, "d42sync_skipped_ticks_total", "counter", "Ticks skipped because the job was still running.", skipped);
-        let devices = vec![(String::new(), self.devices_stored.load(Ordering::Relaxed).to_string())];
-        family(&mut out, "d42sync_devices_stored", "gauge", "Devices in the local inventory.", devices);
-        let queue = lock(&self.queue_depth).iter().map(|(s, v)| (by("status", s), v.to_string())).collect();
-        family(&mut out, "d42sync_queue_depth", "gauge", "Building queue rows by status.", queue);
+        let sums = durations
+            .iter()
+            .map(|(j, (sum, _))| (by("job", j), format!("{sum:.3}")))
+            .collect();
+        family(
+            &mut out,
+            "d42sync_run_duration_seconds_sum",
+            "counter",
+            "Total seconds spent in job runs.",
+            sums,
+        );
+        let counts = durations
+            .iter()
+            .map(|(j, (_, n))| (by("job", j), n.to_string()))
+            .collect();
+        family(
+            &mut out,
+            "d42sync_run_duration_seconds_count",
+            "counter",
+            "Job runs timed.",
+            counts,
+        );
+        let last = lock(&self.last_success)
+            .iter()
+            .map(|(j, t)| (by("job", j), t.to_string()))
+            .collect();
+        family(
+            &mut out,
+            "d42sync_last_success_timestamp_seconds",
+            "gauge",
+            "Unix time of the last successful run.",
+            last,
+        );
+        let skipped = lock(&self.skipped)
+            .iter()
+            .map(|(j, v)| (by("job", j), v.to_string()))
+            .collect();
+        family(
+            &mut out,
+            "d42sync_skipped_ticks_total",
+            "counter",
+            "Ticks skipped because the job was still running.",
+            skipped,
+        );
+        let devices = vec![(
+            String::new(),
+            self.devices_stored.load(Ordering::Relaxed).to_string(),
+        )];
+        family(
+            &mut out,
+            "d42sync_devices_stored",
+            "gauge",
+            "Devices in the local inventory.",
+            devices,
+        );
+        let queue = lock(&self.queue_depth)
+            .iter()
+            .map(|(s, v)| (by("status", s), v.to_string()))
+            .collect();
+        family(
+            &mut out,
+            "d42sync_queue_depth",
+            "gauge",
+            "Building queue rows by status.",
+            queue,
+        );
         out
     }
 }

@@ -16,7 +16,9 @@ pub fn now_iso() -> String {
 
 /// Parses a timestamp written by [`iso`] (or any RFC 3339 time).
 pub fn parse_iso(s: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(s).ok().map(|t| t.with_timezone(&Utc))
+    DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
 }
 
 /// Parses a human duration such as `"10s"`, `"1h"`, `"90d"`.
@@ -52,7 +54,10 @@ mod tests {
 
     #[test]
     fn durations_accept_days() {
-        assert_eq!(parse_duration("90d").unwrap(), Duration::from_secs(90 * 86_400));
+        assert_eq!(
+            parse_duration("90d").unwrap(),
+            Duration::from_secs(90 * 86_400)
+        );
         assert!(parse_duration("ten seconds").is_err());
     }
 }

@@ -18,14 +18,21 @@ pub async fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
         client_key: args.client_key,
         secret_key: args.secret_key,
         token_ttl: args.token_ttl,
-        list_key: if args.lowercase_list_key { ListKey::LowerDevices } else { ListKey::Devices },
+        list_key: if args.lowercase_list_key {
+            ListKey::LowerDevices
+        } else {
+            ListKey::Devices
+        },
         page_delay: args.page_delay,
         post_delay: args.post_delay,
         fail_rate: args.fail_rate,
         ..SimConfig::default()
     };
     let tls = match (args.tls_cert, args.tls_key) {
-        (Some(cert), Some(key)) => Some((std::fs::read_to_string(cert)?, std::fs::read_to_string(key)?)),
+        (Some(cert), Some(key)) => Some((
+            std::fs::read_to_string(cert)?,
+            std::fs::read_to_string(key)?,
+        )),
         _ => None,
     };
     let stop = CancellationToken::new();
@@ -44,7 +51,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.dir)?;
     let dir = std::fs::canonicalize(&args.dir)?;
     let sim = Simulator::start(
-        SimConfig { devices: args.devices, ..SimConfig::default() },
+        SimConfig {
+            devices: args.devices,
+            ..SimConfig::default()
+        },
         "127.0.0.1:0".parse()?,
     )
     .await?;
@@ -74,8 +84,13 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let client = Client::new(&settings.device42).map_err(|e| anyhow::anyhow!(e))?;
     let stop = CancellationToken::new();
 
-    println!("d42sync demo: simulated Device42 with {} devices at {}", args.devices, sim.base_url());
-    let pull = pull_devices::run(&db, &client, &settings.devices, Default::default(), &stop).await?;
+    println!(
+        "d42sync demo: simulated Device42 with {} devices at {}",
+        args.devices,
+        sim.base_url()
+    );
+    let pull =
+        pull_devices::run(&db, &client, &settings.devices, Default::default(), &stop).await?;
     println!(
         "pulled {} devices in {:.2}s ({} added, {} changed, {} removed)",
         pull.counts.items,
@@ -84,13 +99,27 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         pull.counts.changed,
         pull.counts.removed
     );
-    for (name, address) in [("Head office", "1 Main St, New York"), ("Lab", "42 Research Way, Boston"), ("DC-West", "7 Server Rd, Reno")] {
-        let building = queue::NewBuilding { name: name.into(), address: Some(address.into()), ..Default::default() };
+    for (name, address) in [
+        ("Head office", "1 Main St, New York"),
+        ("Lab", "42 Research Way, Boston"),
+        ("DC-West", "7 Server Rd, Reno"),
+    ] {
+        let building = queue::NewBuilding {
+            name: name.into(),
+            address: Some(address.into()),
+            ..Default::default()
+        };
         queue::enqueue(&db, &building).await?;
     }
     let push = push_buildings::run(&db, &client, &settings.buildings, &stop).await?;
-    println!("pushed {} buildings ({} failed)", push.counts.sent, push.counts.failed);
-    println!("\n{}", super::status::render(&super::status::gather(&db, &settings).await?));
+    println!(
+        "pushed {} buildings ({} failed)",
+        push.counts.sent, push.counts.failed
+    );
+    println!(
+        "\n{}",
+        super::status::render(&super::status::gather(&db, &settings).await?)
+    );
     db.close().await;
     sim.shutdown().await;
     println!("database: {}", settings.database.path.display());

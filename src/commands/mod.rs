@@ -25,7 +25,10 @@ pub struct Reported(pub String);
 
 /// Runs the parsed command line and returns the process exit code.
 pub fn main(cli: Cli) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("d42sync: cannot start the async runtime: {e}");
@@ -72,7 +75,11 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-async fn with_settings(command: Command, config_path: std::path::PathBuf, settings: Settings) -> anyhow::Result<()> {
+async fn with_settings(
+    command: Command,
+    config_path: std::path::PathBuf,
+    settings: Settings,
+) -> anyhow::Result<()> {
     match command {
         Command::Run => daemon::run(config_path, settings).await,
         Command::Pull { allow_mass_delete } => pull(&settings, allow_mass_delete).await,
@@ -87,7 +94,9 @@ async fn with_settings(command: Command, config_path: std::path::PathBuf, settin
             println!("migrations applied to {}", settings.database.path.display());
             Ok(())
         }
-        Command::Simulate(_) | Command::Demo(_) => unreachable!("handled before the config is loaded"),
+        Command::Simulate(_) | Command::Demo(_) => {
+            unreachable!("handled before the config is loaded")
+        }
     }
 }
 
@@ -107,16 +116,24 @@ async fn one_shot(settings: &Settings) -> anyhow::Result<OneShot> {
     let client = Client::new(&settings.device42).map_err(|e| anyhow::anyhow!(e))?;
     let stop = CancellationToken::new();
     let _reloads = daemon::signals::install(stop.clone())?;
-    Ok(OneShot { _lock: lock, db, client, stop })
+    Ok(OneShot {
+        _lock: lock,
+        db,
+        client,
+        stop,
+    })
 }
 
 async fn pull(settings: &Settings, allow_mass_delete: bool) -> anyhow::Result<()> {
     let run = one_shot(settings).await?;
     let options = pull_devices::PullOptions { allow_mass_delete };
-    let report = pull_devices::run(&run.db, &run.client, &settings.devices, options, &run.stop).await;
+    let report =
+        pull_devices::run(&run.db, &run.client, &settings.devices, options, &run.stop).await;
     run.db.close().await;
     match report {
-        Ok(r) if r.outcome == "held" => Err(Reported("pull held by the mass-deletion guard".into()).into()),
+        Ok(r) if r.outcome == "held" => {
+            Err(Reported("pull held by the mass-deletion guard".into()).into())
+        }
         Ok(_) => Ok(()),
         Err(e) => Err(Reported(format!("{e:#}")).into()),
     }
@@ -147,11 +164,16 @@ pub fn validate_building(args: EnqueueArgs) -> anyhow::Result<queue::NewBuilding
     if name.is_empty() {
         anyhow::bail!("--name must not be empty");
     }
-    for (flag, value, range) in [("--latitude", &args.latitude, 90.0), ("--longitude", &args.longitude, 180.0)] {
+    for (flag, value, range) in [
+        ("--latitude", &args.latitude, 90.0),
+        ("--longitude", &args.longitude, 180.0),
+    ] {
         if let Some(v) = value {
             match v.trim().parse::<f64>() {
                 Ok(x) if x.is_finite() && x.abs() <= range => {}
-                _ => anyhow::bail!("{flag} must be a number between -{range} and {range}, got {v:?}"),
+                _ => {
+                    anyhow::bail!("{flag} must be a number between -{range} and {range}, got {v:?}")
+                }
             }
         }
     }
@@ -172,7 +194,9 @@ async fn requeue(settings: &Settings, id: Option<i64>) -> anyhow::Result<()> {
     let n = queue::requeue(&db, id).await?;
     db.close().await;
     match (id, n) {
-        (Some(id), 0) => anyhow::bail!("row {id} is not dead (or does not exist); nothing requeued"),
+        (Some(id), 0) => {
+            anyhow::bail!("row {id} is not dead (or does not exist); nothing requeued")
+        }
         _ => {
             println!("requeued {n} row(s)");
             Ok(())
@@ -187,8 +211,14 @@ async fn check_config(settings: &Settings, connect: bool) -> anyhow::Result<()> 
     })?;
     println!("config ok");
     if connect {
-        client.connect().await.map_err(|e| anyhow::anyhow!("cannot obtain a token: {e}"))?;
-        println!("connected to {}: token obtained", settings.device42.base_url);
+        client
+            .connect()
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot obtain a token: {e}"))?;
+        println!(
+            "connected to {}: token obtained",
+            settings.device42.base_url
+        );
     }
     Ok(())
 }

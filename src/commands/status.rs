@@ -59,14 +59,20 @@ pub async fn gather(db: &Db, settings: &Settings) -> anyhow::Result<Status> {
         devices: devices::count(db).await?,
         jobs,
         queue: queue::counts(db).await?,
-        oldest_pending_age_s: oldest.as_deref().and_then(crate::time::parse_iso).map(|t| (now - t).num_seconds()),
+        oldest_pending_age_s: oldest
+            .as_deref()
+            .and_then(crate::time::parse_iso)
+            .map(|t| (now - t).num_seconds()),
     })
 }
 
 /// `status [--json]`.
 pub async fn run(settings: &Settings, json: bool) -> anyhow::Result<()> {
     if !settings.database.path.exists() {
-        anyhow::bail!("no database at {} yet (run `d42sync migrate` or start the daemon)", settings.database.path.display());
+        anyhow::bail!(
+            "no database at {} yet (run `d42sync migrate` or start the daemon)",
+            settings.database.path.display()
+        );
     }
     let db = Db::open(&settings.database.path).await?;
     let status = gather(&db, settings).await?;
@@ -87,8 +93,17 @@ pub fn render(s: &Status) -> String {
     let _ = writeln!(out, "devices   {}", s.devices);
     let _ = writeln!(
         out,
-        "\n{:<15} {:>6} {:<8} {:<25} {:>7} {:>6} {:>7} {:>7} {:>5} {:>6}  {}",
-        "job", "run", "status", "finished", "items", "added", "changed", "removed", "sent", "failed", "next run"
+        "\n{:<15} {:>6} {:<8} {:<25} {:>7} {:>6} {:>7} {:>7} {:>5} {:>6}  next run",
+        "job",
+        "run",
+        "status",
+        "finished",
+        "items",
+        "added",
+        "changed",
+        "removed",
+        "sent",
+        "failed",
     );
     for (name, j) in &s.jobs {
         let next = j.next_run.clone().unwrap_or_else(|| "-".into());
@@ -114,7 +129,11 @@ pub fn render(s: &Status) -> String {
                 }
             }
             None => {
-                let _ = writeln!(out, "{name:<15} {:>6} {:<8} {:<25} {:>48}  {next}", "-", "never", "-", "");
+                let _ = writeln!(
+                    out,
+                    "{name:<15} {:>6} {:<8} {:<25} {:>48}  {next}",
+                    "-", "never", "-", ""
+                );
             }
         }
     }

@@ -22,7 +22,10 @@ impl Fixture {
     }
 
     fn load(&self, env: &[(&str, &str)]) -> Result<Settings, ConfigError> {
-        let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         load_with_env(&self.dir.path().join("d42sync.toml"), &env)
     }
 }
@@ -60,7 +63,10 @@ fn the_environment_overrides_the_file() {
 #[test]
 fn five_field_cron_gets_a_seconds_field() {
     let f = Fixture::new("[buildings]\nschedule = \"*/5 * * * *\"\n");
-    assert_eq!(f.load(&[]).unwrap().buildings.schedule.expr, "0 */5 * * * *");
+    assert_eq!(
+        f.load(&[]).unwrap().buildings.schedule.expr,
+        "0 */5 * * * *"
+    );
 }
 
 #[test]
@@ -68,11 +74,20 @@ fn each_bad_value_is_reported_by_its_key() {
     let cases = [
         ("[devices]\nschedule = \"every day\"\n", "devices.schedule"),
         ("[devices]\npage_size = 0\n", "devices.page_size"),
-        ("[devices]\nmax_delete_fraction = 1.5\n", "devices.max_delete_fraction"),
+        (
+            "[devices]\nmax_delete_fraction = 1.5\n",
+            "devices.max_delete_fraction",
+        ),
         ("[devices]\nkeep_changes = \"0s\"\n", "devices.keep_changes"),
         ("[devices]\nendpoint = \"devices\"\n", "devices.endpoint"),
-        ("[buildings]\nretry_base = \"2 fortnights\"\n", "buildings.retry_base"),
-        ("[buildings]\nmax_attempts = \"ten\"\n", "buildings.max_attempts"),
+        (
+            "[buildings]\nretry_base = \"2 fortnights\"\n",
+            "buildings.retry_base",
+        ),
+        (
+            "[buildings]\nmax_attempts = \"ten\"\n",
+            "buildings.max_attempts",
+        ),
         ("[log]\nformat = \"xml\"\n", "log.format"),
         ("[metrics]\nlisten = \"nowhere\"\n", "metrics.listen"),
         ("[devices]\npage_sise = 10\n", "devices.page_sise"),
@@ -86,7 +101,9 @@ fn each_bad_value_is_reported_by_its_key() {
 
 #[test]
 fn an_invalid_url_is_refused() {
-    let err = Fixture::new("").load(&[("D42SYNC_DEVICE42__BASE_URL", "not a url")]).unwrap_err();
+    let err = Fixture::new("")
+        .load(&[("D42SYNC_DEVICE42__BASE_URL", "not a url")])
+        .unwrap_err();
     assert_eq!(err.key, "device42.base_url");
 }
 
@@ -110,7 +127,9 @@ fn a_secret_file_readable_by_others_is_refused() {
 
 #[test]
 fn the_secret_never_comes_from_the_environment() {
-    let err = Fixture::new("").load(&[("D42SYNC_DEVICE42__SECRET_KEY", "x")]).unwrap_err();
+    let err = Fixture::new("")
+        .load(&[("D42SYNC_DEVICE42__SECRET_KEY", "x")])
+        .unwrap_err();
     assert_eq!(err.key, "device42.secret_key");
 }
 
@@ -118,13 +137,22 @@ fn the_secret_never_comes_from_the_environment() {
 fn systemd_credentials_supply_the_secret_when_no_file_is_set() {
     let f = Fixture::new("");
     let text = std::fs::read_to_string(f.dir.path().join("d42sync.toml")).unwrap();
-    let text: String = text.lines().filter(|l| !l.starts_with("secret_key_file")).collect::<Vec<_>>().join("\n");
+    let text: String = text
+        .lines()
+        .filter(|l| !l.starts_with("secret_key_file"))
+        .collect::<Vec<_>>()
+        .join("\n");
     std::fs::write(f.dir.path().join("d42sync.toml"), text).unwrap();
     let creds = tempfile::tempdir().unwrap();
     std::fs::write(creds.path().join("secret_key"), "from-credentials\n").unwrap();
 
-    let s = f.load(&[("CREDENTIALS_DIRECTORY", creds.path().to_str().unwrap())]).unwrap();
-    assert_eq!(secrecy::ExposeSecret::expose_secret(&s.device42.secret_key), "from-credentials");
+    let s = f
+        .load(&[("CREDENTIALS_DIRECTORY", creds.path().to_str().unwrap())])
+        .unwrap();
+    assert_eq!(
+        secrecy::ExposeSecret::expose_secret(&s.device42.secret_key),
+        "from-credentials"
+    );
 
     let err = f.load(&[]).unwrap_err();
     assert_eq!(err.key, "device42.secret_key_file");

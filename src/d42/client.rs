@@ -14,8 +14,8 @@ use crate::config::Device42Settings;
 use crate::metrics::METRICS;
 use backon::{ExponentialBuilder, Retryable};
 use chrono::{DateTime, Utc};
-use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use reqwest::Method;
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use secrecy::{ExposeSecret, SecretString};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -107,13 +107,16 @@ impl Client {
             .user_agent(concat!("d42sync/", env!("CARGO_PKG_VERSION")))
             .pool_idle_timeout(Duration::from_secs(60));
         if let Some(pem) = &s.ca_pem {
-            let certs = reqwest::Certificate::from_pem_bundle(pem).map_err(|e| format!("device42.ca_file: {e}"))?;
+            let certs = reqwest::Certificate::from_pem_bundle(pem)
+                .map_err(|e| format!("device42.ca_file: {e}"))?;
             builder = builder.tls_certs_merge(certs);
         }
         if s.insecure_skip_tls_verify {
             builder = builder.tls_danger_accept_invalid_certs(true);
         }
-        let http = builder.build().map_err(|e| format!("cannot build the http client: {}", root_cause(&e)))?;
+        let http = builder
+            .build()
+            .map_err(|e| format!("cannot build the http client: {}", root_cause(&e)))?;
         Ok(Self {
             inner: Arc::new(Inner {
                 http,
@@ -178,12 +181,16 @@ impl Client {
     /// success. A 401/403 is answered by one token refresh and one more try, as for every request.
     pub async fn post_building(&self, fields: &[(&str, &str)]) -> Result<Option<i64>, Error> {
         let form = serde_urlencoded_form(fields);
-        let body = self.authorized(Method::POST, BUILDINGS_PATH, &[], Some(form)).await?;
+        let body = self
+            .authorized(Method::POST, BUILDINGS_PATH, &[], Some(form))
+            .await?;
         match models::parse_building_answer(&body.bytes).map_err(|cause| body.bad(cause))? {
             BuildingAnswer::Accepted(id) => Ok(id),
-            BuildingAnswer::Refused(message) => {
-                Err(Error::Rejected { endpoint: body.endpoint, status: body.status, message })
-            }
+            BuildingAnswer::Refused(message) => Err(Error::Rejected {
+                endpoint: body.endpoint,
+                status: body.status,
+                message,
+            }),
         }
     }
 
@@ -196,7 +203,9 @@ impl Client {
         form: Option<String>,
     ) -> Result<Body, Error> {
         let (token, generation) = self.token().await?;
-        let first = self.send(method.clone(), path, query, form.clone(), &token).await?;
+        let first = self
+            .send(method.clone(), path, query, form.clone(), &token)
+            .await?;
         if !matches!(first.status, 401 | 403) {
             return classify(first);
         }
@@ -208,7 +217,10 @@ impl Client {
             return Err(Error::Auth {
                 endpoint: second.endpoint,
                 status: second.status,
-                message: format!("token refused again after renewal: {}", excerpt(&second.bytes)),
+                message: format!(
+                    "token refused again after renewal: {}",
+                    excerpt(&second.bytes)
+                ),
             });
         }
         classify(second)
@@ -227,7 +239,10 @@ impl Client {
             self.inner.client_key.expose_secret(),
             Some(self.inner.secret_key.expose_secret()),
         );
-        let response = request.send().await.map_err(|e| self.transport_error(&endpoint, e));
+        let response = request
+            .send()
+            .await
+            .map_err(|e| self.transport_error(&endpoint, e));
         METRICS.http_request(response.as_ref().ok().map(|r| r.status().as_u16()));
         let response = response?;
         let date = response
@@ -242,7 +257,10 @@ impl Client {
             return Err(Error::Auth {
                 endpoint: body.endpoint.clone(),
                 status: body.status,
-                message: format!("the API client key or secret was refused: {}", excerpt(&body.bytes)),
+                message: format!(
+                    "the API client key or secret was refused: {}",
+                    excerpt(&body.bytes)
+                ),
             });
         }
         let body = classify(body)?;
@@ -250,8 +268,14 @@ impl Client {
         METRICS.token_refreshes.fetch_add(1, Ordering::Relaxed);
         let lifetime = super::token::planned_lifetime(&grant, date);
         let expires_at = Utc::now() + chrono::Duration::from_std(lifetime).unwrap_or_default();
-        METRICS.token_expires_at.store(expires_at.timestamp(), Ordering::Relaxed);
-        tracing::info!(token_id = grant.token_id, lifetime_s = lifetime.as_secs_f64(), "obtained a Device42 token");
+        METRICS
+            .token_expires_at
+            .store(expires_at.timestamp(), Ordering::Relaxed);
+        tracing::info!(
+            token_id = grant.token_id,
+            lifetime_s = lifetime.as_secs_f64(),
+            "obtained a Device42 token"
+        );
         Ok((grant, date))
     }
 
@@ -265,13 +289,26 @@ impl Client {
     ) -> Result<Body, Error> {
         let endpoint = endpoint_name(&method, path, query);
         let mut auth = HeaderValue::from_str(&format!("Bearer {}", token.expose_secret()))
-            .map_err(|_| Error::Auth { endpoint: endpoint.clone(), status: 0, message: "token is not a valid header".into() })?;
+            .map_err(|_| Error::Auth {
+                endpoint: endpoint.clone(),
+                status: 0,
+                message: "token is not a valid header".into(),
+            })?;
         auth.set_sensitive(true);
-        let mut request = self.inner.http.request(method, self.url(path, query)).header(AUTHORIZATION, auth);
+        let mut request = self
+            .inner
+            .http
+            .request(method, self.url(path, query))
+            .header(AUTHORIZATION, auth);
         if let Some(form) = form {
-            request = request.header(CONTENT_TYPE, "application/x-www-form-urlencoded").body(form);
+            request = request
+                .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .body(form);
         }
-        let response = request.send().await.map_err(|e| self.transport_error(&endpoint, e));
+        let response = request
+            .send()
+            .await
+            .map_err(|e| self.transport_error(&endpoint, e));
         METRICS.http_request(response.as_ref().ok().map(|r| r.status().as_u16()));
         self.read(endpoint, response?).await
     }
@@ -294,7 +331,8 @@ impl Client {
         if response.content_length().is_some_and(|n| n > limit) {
             return Err(Error::TooLarge { endpoint, limit });
         }
-        let mut bytes = Vec::with_capacity(response.content_length().unwrap_or(0).min(limit) as usize);
+        let mut bytes =
+            Vec::with_capacity(response.content_length().unwrap_or(0).min(limit) as usize);
         loop {
             match response.chunk().await {
                 Ok(Some(chunk)) => {
@@ -307,17 +345,29 @@ impl Client {
                 Err(e) => return Err(self.transport_error(&endpoint, e)),
             }
         }
-        Ok(Body { endpoint, status, content_type, bytes, retry_after })
+        Ok(Body {
+            endpoint,
+            status,
+            content_type,
+            bytes,
+            retry_after,
+        })
     }
 
     fn transport_error(&self, endpoint: &str, e: reqwest::Error) -> Error {
         let endpoint = endpoint.to_string();
         let cause = root_cause(&e);
         if e.is_timeout() {
-            return Error::Timeout { endpoint, after: self.inner.request_timeout };
+            return Error::Timeout {
+                endpoint,
+                after: self.inner.request_timeout,
+            };
         }
         let lower = cause.to_ascii_lowercase();
-        if lower.contains("certificate") || lower.contains("unknownissuer") || lower.contains("invalid peer") {
+        if lower.contains("certificate")
+            || lower.contains("unknownissuer")
+            || lower.contains("invalid peer")
+        {
             return Error::Certificate { endpoint, cause };
         }
         if e.is_connect() {
@@ -333,7 +383,9 @@ impl Client {
         if query.is_empty() {
             url.set_query(None);
         } else {
-            url.query_pairs_mut().clear().extend_pairs(query.iter().map(|(k, v)| (*k, v.as_str())));
+            url.query_pairs_mut()
+                .clear()
+                .extend_pairs(query.iter().map(|(k, v)| (*k, v.as_str())));
         }
         url
     }
@@ -362,25 +414,39 @@ fn classify(body: Body) -> Result<Body, Error> {
         retry_after,
     };
     match status {
-        401 | 403 => Err(Error::Auth { message: message(), endpoint: body.endpoint, status }),
-        500 if mentions_permission(&body.bytes) => {
-            Err(Error::Auth { message: message(), endpoint: body.endpoint, status })
-        }
-        500 if mentions_license(&body.bytes) => {
-            Err(Error::Rejected { message: message(), endpoint: body.endpoint, status })
-        }
+        401 | 403 => Err(Error::Auth {
+            message: message(),
+            endpoint: body.endpoint,
+            status,
+        }),
+        500 if mentions_permission(&body.bytes) => Err(Error::Auth {
+            message: message(),
+            endpoint: body.endpoint,
+            status,
+        }),
+        500 if mentions_license(&body.bytes) => Err(Error::Rejected {
+            message: message(),
+            endpoint: body.endpoint,
+            status,
+        }),
         408 | 429 | 500..=599 => Err(unavailable(body)),
         300..=399 => Err(Error::Rejected {
             message: "redirected (is device42.base_url https?)".into(),
             endpoint: body.endpoint,
             status,
         }),
-        _ => Err(Error::Rejected { message: message(), endpoint: body.endpoint, status }),
+        _ => Err(Error::Rejected {
+            message: message(),
+            endpoint: body.endpoint,
+            status,
+        }),
     }
 }
 
 fn mentions_permission(body: &[u8]) -> bool {
-    String::from_utf8_lossy(&body[..body.len().min(2048)]).to_ascii_lowercase().contains("permission")
+    String::from_utf8_lossy(&body[..body.len().min(2048)])
+        .to_ascii_lowercase()
+        .contains("permission")
 }
 
 fn mentions_license(body: &[u8]) -> bool {
@@ -395,7 +461,10 @@ pub fn parse_retry_after(v: &str) -> Option<Duration> {
         return Some(Duration::from_secs(secs));
     }
     let at = httpdate::parse_http_date(v).ok()?;
-    Some(at.duration_since(std::time::SystemTime::now()).unwrap_or(Duration::ZERO))
+    Some(
+        at.duration_since(std::time::SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    )
 }
 
 /// `GET /api/2.0/devices/ offset=1000`: the method, path and the paging position, never more.
@@ -407,7 +476,9 @@ fn endpoint_name(method: &Method, path: &str, query: &[(&str, String)]) -> Strin
 }
 
 fn serde_urlencoded_form(fields: &[(&str, &str)]) -> String {
-    url::form_urlencoded::Serializer::new(String::new()).extend_pairs(fields).finish()
+    url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(fields)
+        .finish()
 }
 
 /// The innermost error message, lowercase-first, without the URL reqwest adds.
@@ -430,13 +501,22 @@ mod tests {
         assert_eq!(parse_retry_after("7"), Some(Duration::from_secs(7)));
         let later = std::time::SystemTime::now() + Duration::from_secs(30);
         let d = parse_retry_after(&httpdate::fmt_http_date(later)).unwrap();
-        assert!(d > Duration::from_secs(27) && d <= Duration::from_secs(30), "{d:?}");
+        assert!(
+            d > Duration::from_secs(27) && d <= Duration::from_secs(30),
+            "{d:?}"
+        );
         assert_eq!(parse_retry_after("soon"), None);
     }
 
     #[test]
     fn endpoints_name_the_path_and_offset_only() {
-        let q = [("limit", "1000".to_string()), ("offset", "2000".to_string())];
-        assert_eq!(endpoint_name(&Method::GET, "/api/2.0/devices/", &q), "GET /api/2.0/devices/ (offset 2000)");
+        let q = [
+            ("limit", "1000".to_string()),
+            ("offset", "2000".to_string()),
+        ];
+        assert_eq!(
+            endpoint_name(&Method::GET, "/api/2.0/devices/", &q),
+            "GET /api/2.0/devices/ (offset 2000)"
+        );
     }
 }

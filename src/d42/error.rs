@@ -15,7 +15,9 @@ pub enum Error {
         cause: String,
     },
     /// The server's certificate was not trusted.
-    #[error("{endpoint}: tls certificate verification failed: {cause} (set device42.ca_file to trust a private CA)")]
+    #[error(
+        "{endpoint}: tls certificate verification failed: {cause} (set device42.ca_file to trust a private CA)"
+    )]
     Certificate {
         /// Method and path.
         endpoint: String,
@@ -102,7 +104,10 @@ impl Error {
     pub fn is_retryable(&self) -> bool {
         matches!(
             self,
-            Error::Connect { .. } | Error::Timeout { .. } | Error::Transport { .. } | Error::Unavailable { .. }
+            Error::Connect { .. }
+                | Error::Timeout { .. }
+                | Error::Transport { .. }
+                | Error::Unavailable { .. }
         )
     }
 
@@ -133,9 +138,11 @@ pub fn excerpt(body: &[u8]) -> String {
     let text = String::from_utf8_lossy(&body[..body.len().min(4096)]);
     let lower = text.to_ascii_lowercase();
     let text = if lower.contains("<html") || lower.contains("<!doctype") {
-        let title = lower
-            .find("<title>")
-            .and_then(|s| lower[s + 7..].find("</title>").map(|e| text[s + 7..s + 7 + e].to_string()));
+        let title = lower.find("<title>").and_then(|s| {
+            lower[s + 7..]
+                .find("</title>")
+                .map(|e| text[s + 7..s + 7 + e].to_string())
+        });
         format!("html page: {}", title.unwrap_or_else(|| strip_tags(&text)))
     } else {
         text.into_owned()
@@ -160,7 +167,11 @@ pub fn excerpt(body: &[u8]) -> String {
         out.truncate(cut);
         out.push('…');
     }
-    if out.is_empty() { "(empty body)".into() } else { out }
+    if out.is_empty() {
+        "(empty body)".into()
+    } else {
+        out
+    }
 }
 
 fn strip_tags(html: &str) -> String {
@@ -183,11 +194,17 @@ fn strip_tags(html: &str) -> String {
 /// Masks long unbroken runs of token alphabet (JWTs, keys) that a server might echo back.
 fn mask_secret_like(word: &str) -> String {
     let longest_run = word
-        .split(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '+' | '/' | '=')))
+        .split(|c: char| {
+            !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '+' | '/' | '='))
+        })
         .map(str::len)
         .max()
         .unwrap_or(0);
-    if longest_run >= 32 { "[redacted]".into() } else { word.to_string() }
+    if longest_run >= 32 {
+        "[redacted]".into()
+    } else {
+        word.to_string()
+    }
 }
 
 #[cfg(test)]
@@ -196,13 +213,17 @@ mod tests {
 
     #[test]
     fn an_html_page_is_reduced_to_its_title() {
-        let page = b"<html><head><title>502 Bad Gateway</title></head><body><h1>502</h1></body></html>";
+        let page =
+            b"<html><head><title>502 Bad Gateway</title></head><body><h1>502</h1></body></html>";
         assert_eq!(excerpt(page), "html page: 502 Bad Gateway");
     }
 
     #[test]
     fn excerpts_are_short_and_mask_token_like_words() {
-        let body = format!("{{\"msg\": \"bad token eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9abc\", \"pad\": \"{}\"}}", "x ".repeat(500));
+        let body = format!(
+            "{{\"msg\": \"bad token eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9abc\", \"pad\": \"{}\"}}",
+            "x ".repeat(500)
+        );
         let e = excerpt(body.as_bytes());
         assert!(e.len() <= EXCERPT_LIMIT_WITH_ELLIPSIS, "{}", e.len());
         assert!(!e.contains("eyJhbGci"), "{e}");
@@ -221,7 +242,11 @@ mod tests {
             retry_after: None,
         };
         assert!(e(503).is_retryable());
-        let rejected = Error::Rejected { endpoint: "POST /x".into(), status: 400, message: "no".into() };
+        let rejected = Error::Rejected {
+            endpoint: "POST /x".into(),
+            status: 400,
+            message: "no".into(),
+        };
         assert!(!rejected.is_retryable());
     }
 }

@@ -4,8 +4,8 @@
 
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
-use serde_json::value::RawValue;
 use serde_json::Value;
+use serde_json::value::RawValue;
 use std::collections::HashMap;
 
 /// Device42's `code` field, which arrives as `0` or `"0"`.
@@ -21,7 +21,11 @@ pub fn code_of(v: &Value) -> Option<i64> {
 pub fn msg_of(v: &Value) -> String {
     match v.get("msg") {
         Some(Value::String(s)) => s.clone(),
-        Some(Value::Array(a)) => a.first().and_then(Value::as_str).unwrap_or_default().to_string(),
+        Some(Value::Array(a)) => a
+            .first()
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string(),
         _ => String::new(),
     }
 }
@@ -120,26 +124,43 @@ pub fn parse_device_page(body: &[u8]) -> Result<DevicePage<'_>, String> {
         .find(|(k, _)| k.eq_ignore_ascii_case("devices"))
         .map(|(_, v)| *v)
         .ok_or("no devices list in the answer")?;
-    let raw_items: Vec<&RawValue> =
-        serde_json::from_str(list.get()).map_err(|e| format!("devices is not a list of objects: {e}"))?;
+    let raw_items: Vec<&RawValue> = serde_json::from_str(list.get())
+        .map_err(|e| format!("devices is not a list of objects: {e}"))?;
     let mut items = Vec::with_capacity(raw_items.len());
     for (i, raw) in raw_items.into_iter().enumerate() {
-        let id: IdOnly =
-            serde_json::from_str(raw.get()).map_err(|e| format!("item {i} is not an object: {e}"))?;
+        let id: IdOnly = serde_json::from_str(raw.get())
+            .map_err(|e| format!("item {i} is not an object: {e}"))?;
         let device_id = match id.device_id {
             None | Some(Value::Null) => return Err(format!("item {i} has no device_id")),
-            Some(v) => v
-                .as_i64()
-                .ok_or_else(|| format!("item {i} has a device_id that is not an integer: {}", short(&v)))?,
+            Some(v) => v.as_i64().ok_or_else(|| {
+                format!(
+                    "item {i} has a device_id that is not an integer: {}",
+                    short(&v)
+                )
+            })?,
         };
-        items.push(DeviceItem { device_id, raw: raw.get() });
+        items.push(DeviceItem {
+            device_id,
+            raw: raw.get(),
+        });
     }
-    Ok(DevicePage { total_count, limit, items })
+    Ok(DevicePage {
+        total_count,
+        limit,
+        items,
+    })
 }
 
 fn short(v: &Value) -> String {
     let s = v.to_string();
-    if s.len() > 40 { format!("{}…", &s[..s.char_indices().nth(40).map_or(s.len(), |(i, _)| i)]) } else { s }
+    if s.len() > 40 {
+        format!(
+            "{}…",
+            &s[..s.char_indices().nth(40).map_or(s.len(), |(i, _)| i)]
+        )
+    } else {
+        s
+    }
 }
 
 /// What the building upsert answered.
@@ -154,9 +175,15 @@ pub enum BuildingAnswer {
 /// Parses a 2xx answer of `POST /api/1.0/buildings/`. `Err` is the cause for a `BadResponse`.
 pub fn parse_building_answer(body: &[u8]) -> Result<BuildingAnswer, String> {
     let v: Value = serde_json::from_slice(body).map_err(|e| format!("malformed json: {e}"))?;
-    let code = v.get("code").and_then(code_of).ok_or("no code in the answer")?;
+    let code = v
+        .get("code")
+        .and_then(code_of)
+        .ok_or("no code in the answer")?;
     if code != 0 {
-        return Ok(BuildingAnswer::Refused(format!("code {code}: {}", msg_of(&v))));
+        return Ok(BuildingAnswer::Refused(format!(
+            "code {code}: {}",
+            msg_of(&v)
+        )));
     }
     let id = match v.get("msg") {
         Some(Value::Array(a)) => a.get(1).and_then(code_of),
@@ -184,10 +211,26 @@ mod tests {
 
     #[test]
     fn a_missing_or_mistyped_id_is_an_error() {
-        assert!(parse_device_page(br#"{"Devices": [{"name": "x"}]}"#).unwrap_err().contains("no device_id"));
-        assert!(parse_device_page(br#"{"Devices": [{"device_id": "abc"}]}"#).unwrap_err().contains("not an integer"));
-        assert!(parse_device_page(b"<html>").unwrap_err().contains("malformed json"));
-        assert!(parse_device_page(br#"{"Devices": [{"device_id": 1}"#).unwrap_err().contains("malformed json"));
+        assert!(
+            parse_device_page(br#"{"Devices": [{"name": "x"}]}"#)
+                .unwrap_err()
+                .contains("no device_id")
+        );
+        assert!(
+            parse_device_page(br#"{"Devices": [{"device_id": "abc"}]}"#)
+                .unwrap_err()
+                .contains("not an integer")
+        );
+        assert!(
+            parse_device_page(b"<html>")
+                .unwrap_err()
+                .contains("malformed json")
+        );
+        assert!(
+            parse_device_page(br#"{"Devices": [{"device_id": 1}"#)
+                .unwrap_err()
+                .contains("malformed json")
+        );
     }
 
     #[test]
@@ -197,7 +240,10 @@ mod tests {
         assert_eq!(g.token_id, Some(3));
         assert!(g.expires.is_some());
         assert_eq!(
-            parse_building_answer(br#"{"msg": ["Building added/updated successfully", 3, "T"], "code": 0}"#).unwrap(),
+            parse_building_answer(
+                br#"{"msg": ["Building added/updated successfully", 3, "T"], "code": 0}"#
+            )
+            .unwrap(),
             BuildingAnswer::Accepted(Some(3))
         );
         assert!(matches!(

@@ -70,7 +70,10 @@ impl TokenCache {
         let (grant, server_date) = fetch().await?;
         let received = Instant::now();
         let lifetime = planned_lifetime(&grant, server_date);
-        let generation = self.generations.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        let generation = self
+            .generations
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            + 1;
         let token = Cached {
             value: grant.token,
             refresh_at: received + lifetime - refresh_margin(lifetime),
@@ -93,7 +96,9 @@ impl TokenCache {
     /// Time left before the current token expires, if there is one (for metrics).
     pub fn expires_in(&self) -> Option<Duration> {
         let current = self.current.try_lock().ok()?;
-        current.as_ref().map(|t| t.expires_at.saturating_duration_since(Instant::now()))
+        current
+            .as_ref()
+            .map(|t| t.expires_at.saturating_duration_since(Instant::now()))
     }
 }
 
@@ -103,15 +108,32 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     fn grant(ttl_minutes: f64) -> TokenGrant {
-        TokenGrant { token: SecretString::from("t".to_string()), token_id: Some(1), ttl_minutes, expires: None }
+        TokenGrant {
+            token: SecretString::from("t".to_string()),
+            token_id: Some(1),
+            ttl_minutes,
+            expires: None,
+        }
     }
 
     #[test]
     fn the_refresh_margin_follows_the_reliability_rule() {
-        assert_eq!(refresh_margin(Duration::from_secs(3600)), Duration::from_secs(720));
-        assert_eq!(refresh_margin(Duration::from_secs(600)), Duration::from_secs(120));
-        assert_eq!(refresh_margin(Duration::from_secs(180)), Duration::from_secs(60));
-        assert_eq!(refresh_margin(Duration::from_secs(5)), Duration::from_millis(2500));
+        assert_eq!(
+            refresh_margin(Duration::from_secs(3600)),
+            Duration::from_secs(720)
+        );
+        assert_eq!(
+            refresh_margin(Duration::from_secs(600)),
+            Duration::from_secs(120)
+        );
+        assert_eq!(
+            refresh_margin(Duration::from_secs(180)),
+            Duration::from_secs(60)
+        );
+        assert_eq!(
+            refresh_margin(Duration::from_secs(5)),
+            Duration::from_millis(2500)
+        );
     }
 
     #[test]

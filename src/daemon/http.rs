@@ -10,7 +10,11 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 /// Binds `addr` and serves until `stop`.
-pub async fn serve(addr: SocketAddr, ctx: Arc<Context>, stop: CancellationToken) -> anyhow::Result<JoinHandle<()>> {
+pub async fn serve(
+    addr: SocketAddr,
+    ctx: Arc<Context>,
+    stop: CancellationToken,
+) -> anyhow::Result<JoinHandle<()>> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| anyhow::anyhow!("metrics.listen: cannot listen on {addr}: {e}"))?;
@@ -27,7 +31,11 @@ fn answer(req: &Request, ctx: &Context) -> Response {
         return Response::text(405, "method not allowed\n");
     }
     match req.path.as_str() {
-        "/metrics" => Response::new(200, "text/plain; version=0.0.4; charset=utf-8", METRICS.render()),
+        "/metrics" => Response::new(
+            200,
+            "text/plain; version=0.0.4; charset=utf-8",
+            METRICS.render(),
+        ),
         "/healthz" => match ctx.healthy() {
             Ok(()) => Response::text(200, "ok\n"),
             Err(why) => Response::text(503, format!("unhealthy: {why}\n")),

@@ -49,16 +49,21 @@ impl Context {
     /// periods, counted from start-up until a first pull succeeds).
     pub fn healthy(&self) -> Result<(), String> {
         let now_ms = chrono::Utc::now().timestamp_millis();
-        let loop_age = Duration::from_millis((now_ms - self.loop_alive.load(Ordering::Relaxed)).max(0) as u64);
+        let loop_age =
+            Duration::from_millis((now_ms - self.loop_alive.load(Ordering::Relaxed)).max(0) as u64);
         if loop_age > Duration::from_secs(10) {
             return Err(format!("main loop stalled for {}s", loop_age.as_secs()));
         }
         let (settings, _) = self.current();
         let allowed = 3 * settings.devices.schedule.period().as_secs() as i64;
-        let last = crate::metrics::METRICS.last_success("pull_devices").unwrap_or(self.started_at);
+        let last = crate::metrics::METRICS
+            .last_success("pull_devices")
+            .unwrap_or(self.started_at);
         let age = now_ms / 1000 - last;
         if age > allowed {
-            return Err(format!("last successful pull {age}s ago (allowed {allowed}s)"));
+            return Err(format!(
+                "last successful pull {age}s ago (allowed {allowed}s)"
+            ));
         }
         Ok(())
     }
@@ -80,9 +85,10 @@ pub async fn run(config_path: PathBuf, settings: Settings) -> anyhow::Result<()>
         started_at: chrono::Utc::now().timestamp(),
         loop_alive: AtomicI64::new(chrono::Utc::now().timestamp_millis()),
     });
-    crate::metrics::METRICS
-        .devices_stored
-        .store(devices::count(&ctx.db).await.unwrap_or(0), Ordering::Relaxed);
+    crate::metrics::METRICS.devices_stored.store(
+        devices::count(&ctx.db).await.unwrap_or(0),
+        Ordering::Relaxed,
+    );
 
     let scheduler = Scheduler::new(stop.clone()).await?;
     schedule_jobs(&scheduler, &ctx, &settings).await?;
@@ -103,7 +109,10 @@ pub async fn run(config_path: PathBuf, settings: Settings) -> anyhow::Result<()>
         "d42sync started"
     );
 
-    let tick = notifier.watchdog_interval.unwrap_or(Duration::from_secs(1)).min(Duration::from_secs(1));
+    let tick = notifier
+        .watchdog_interval
+        .unwrap_or(Duration::from_secs(1))
+        .min(Duration::from_secs(1));
     let mut ticker = tokio::time::interval(tick);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_status = String::new();
@@ -131,7 +140,10 @@ pub async fn run(config_path: PathBuf, settings: Settings) -> anyhow::Result<()>
     let (settings, _) = ctx.current();
     let grace = settings.buildings.stop_grace;
     if !scheduler.shutdown(grace).await {
-        tracing::warn!(grace_s = grace.as_secs(), "jobs still running after the stop grace period; rows being sent will be re-sent after restart");
+        tracing::warn!(
+            grace_s = grace.as_secs(),
+            "jobs still running after the stop grace period; rows being sent will be re-sent after restart"
+        );
     }
     if let Some(server) = metrics_server {
         server.abort();
@@ -148,23 +160,40 @@ const PUSH: &str = "push_buildings";
 pub async fn recover(db: &Db) -> anyhow::Result<()> {
     let interrupted = runs::fail_interrupted(db).await?;
     if interrupted > 0 {
-        tracing::warn!(runs = interrupted, "runs interrupted by a previous stop marked failed");
+        tracing::warn!(
+            runs = interrupted,
+            "runs interrupted by a previous stop marked failed"
+        );
     }
     let resend = queue::recover_sending(db).await?;
     if resend > 0 {
-        tracing::warn!(rows = resend, "queue rows left sending by a previous stop will be sent again");
+        tracing::warn!(
+            rows = resend,
+            "queue rows left sending by a previous stop will be sent again"
+        );
     }
     Ok(())
 }
 
-async fn schedule_jobs(scheduler: &Scheduler, ctx: &Arc<Context>, settings: &Settings) -> anyhow::Result<()> {
+async fn schedule_jobs(
+    scheduler: &Scheduler,
+    ctx: &Arc<Context>,
+    settings: &Settings,
+) -> anyhow::Result<()> {
     let pull_ctx = ctx.clone();
     let pull: JobFn = Arc::new(move |stop| {
         let ctx = pull_ctx.clone();
         Box::pin(async move {
             let (settings, client) = ctx.current();
             // Failures are logged and recorded by the job; the daemon carries on.
-            let _ = pull_devices::run(&ctx.db, &client, &settings.devices, Default::default(), &stop).await;
+            let _ = pull_devices::run(
+                &ctx.db,
+                &client,
+                &settings.devices,
+                Default::default(),
+                &stop,
+            )
+            .await;
         })
     });
     let push_ctx = ctx.clone();
@@ -175,8 +204,12 @@ async fn schedule_jobs(scheduler: &Scheduler, ctx: &Arc<Context>, settings: &Set
             let _ = push_buildings::run(&ctx.db, &client, &settings.buildings, &stop).await;
         })
     });
-    scheduler.add(PULL, &settings.devices.schedule, pull).await?;
-    scheduler.add(PUSH, &settings.buildings.schedule, push).await?;
+    scheduler
+        .add(PULL, &settings.devices.schedule, pull)
+        .await?;
+    scheduler
+        .add(PUSH, &settings.buildings.schedule, push)
+        .await?;
     Ok(())
 }
 
@@ -187,7 +220,9 @@ async fn pull_is_due(db: &Db, settings: &Settings) -> bool {
             .finished_at
             .as_deref()
             .and_then(crate::time::parse_iso)
-            .is_none_or(|t| chrono::Utc::now() - t > chrono::Duration::from_std(period).unwrap_or_default()),
+            .is_none_or(|t| {
+                chrono::Utc::now() - t > chrono::Duration::from_std(period).unwrap_or_default()
+            }),
         _ => true,
     }
 }
@@ -227,13 +262,19 @@ async fn reload(config_path: &std::path::Path, ctx: &Arc<Context>, scheduler: &S
 /// One line for `systemctl status`: the last pull and the queue.
 async fn status_line(db: &Db) -> String {
     let pull = match runs::last(db, runs::Job::PullDevices).await {
-        Ok(Some(r)) => format!("last pull {} at {}", r.status, r.finished_at.unwrap_or(r.started_at)),
+        Ok(Some(r)) => format!(
+            "last pull {} at {}",
+            r.status,
+            r.finished_at.unwrap_or(r.started_at)
+        ),
         _ => "no pull yet".to_string(),
     };
     let queue = match queue::counts(db).await {
         Ok(c) => format!("queue pending {} dead {}", c["pending"], c["dead"]),
         Err(_) => String::new(),
     };
-    let devices = crate::metrics::METRICS.devices_stored.load(Ordering::Relaxed);
+    let devices = crate::metrics::METRICS
+        .devices_stored
+        .load(Ordering::Relaxed);
     format!("{pull}; {devices} devices; {queue}")
 }

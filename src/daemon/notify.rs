@@ -26,15 +26,18 @@ impl Notifier {
             .and_then(|v| v.trim().parse::<u64>().ok())
             .filter(|us| *us > 0 && for_us)
             .map(|us| Duration::from_micros(us) / 4);
-        Self { socket, watchdog_interval }
+        Self {
+            socket,
+            watchdog_interval,
+        }
     }
 
     /// Sends one notification; failures are logged at debug (systemd may be restarting).
     pub fn notify(&self, state: &str) {
-        if let Some((socket, addr)) = &self.socket {
-            if let Err(e) = socket.send_to_addr(state.as_bytes(), addr) {
-                tracing::debug!(error = %e, "sd_notify failed");
-            }
+        if let Some((socket, addr)) = &self.socket
+            && let Err(e) = socket.send_to_addr(state.as_bytes(), addr)
+        {
+            tracing::debug!(error = %e, "sd_notify failed");
         }
     }
 }

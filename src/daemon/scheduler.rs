@@ -19,7 +19,8 @@ use tokio_util::task::TaskTracker;
 type JobId = uuid::Uuid;
 
 /// A job body: given the stop token, one run.
-pub type JobFn = Arc<dyn Fn(CancellationToken) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
+pub type JobFn =
+    Arc<dyn Fn(CancellationToken) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
 
 /// The service's scheduler.
 pub struct Scheduler {
@@ -69,12 +70,22 @@ impl Scheduler {
         let heartbeat = Arc::new(AtomicI64::new(now_ms()));
         let beat = heartbeat.clone();
         inner
-            .add(Job::new_async_tz("* * * * * *", chrono::Utc, move |_, _| {
-                beat.store(now_ms(), Ordering::Relaxed);
-                Box::pin(async {})
-            })?)
+            .add(Job::new_async_tz(
+                "* * * * * *",
+                chrono::Utc,
+                move |_, _| {
+                    beat.store(now_ms(), Ordering::Relaxed);
+                    Box::pin(async {})
+                },
+            )?)
             .await?;
-        Ok(Self { inner, tracker: TaskTracker::new(), stop, heartbeat, jobs: Default::default() })
+        Ok(Self {
+            inner,
+            tracker: TaskTracker::new(),
+            stop,
+            heartbeat,
+            jobs: Default::default(),
+        })
     }
 
     /// Adds (or replaces) job `name` on `schedule`.
@@ -136,7 +147,9 @@ impl Scheduler {
             tracing::debug!(error = %e, "scheduler shutdown");
         }
         self.tracker.close();
-        tokio::time::timeout(grace, self.tracker.wait()).await.is_ok()
+        tokio::time::timeout(grace, self.tracker.wait())
+            .await
+            .is_ok()
     }
 }
 

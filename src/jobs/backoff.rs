@@ -50,7 +50,10 @@ mod tests {
                 seen_low |= delay < upper / 4;
                 seen_high |= delay > upper * 3 / 4;
             }
-            assert!(seen_low && seen_high, "failure {n}: the delays do not spread over the range");
+            assert!(
+                seen_low && seen_high,
+                "failure {n}: the delays do not spread over the range"
+            );
         }
     }
 
@@ -58,7 +61,14 @@ mod tests {
     fn retry_after_is_a_floor() {
         let now = Utc::now();
         let mut rng = StdRng::seed_from_u64(1);
-        let at = next_attempt_at(now, 1, Duration::from_secs(2), Duration::from_secs(60), Some(Duration::from_secs(120)), &mut rng);
+        let at = next_attempt_at(
+            now,
+            1,
+            Duration::from_secs(2),
+            Duration::from_secs(60),
+            Some(Duration::from_secs(120)),
+            &mut rng,
+        );
         assert!((at - now).to_std().unwrap() >= Duration::from_secs(120));
     }
 }

@@ -126,7 +126,9 @@ async fn pull_and_apply(
                 tracing::warn!(attempt, reason = %reason, "inventory changed while paging; starting the pull over");
             }
             Err(PullError::Drift(reason)) => {
-                return Err(PullError::Drift(format!("{reason} (gave up after {attempt} attempts)")));
+                return Err(PullError::Drift(format!(
+                    "{reason} (gave up after {attempt} attempts)"
+                )));
             }
             Err(e) => return Err(e),
         }
@@ -157,7 +159,8 @@ async fn pull_once(
     let asked = u64::from(settings.page_size);
     let first = fetch(client, settings, 0, asked, cancel).await?;
     let total = first.total_count;
-    let short_first = (first.items.len() as u64) < asked && total.is_some_and(|t| t > first.items.len() as u64);
+    let short_first =
+        (first.items.len() as u64) < asked && total.is_some_and(|t| t > first.items.len() as u64);
     // The server may cap `limit` below what was asked ("Enforce API GET Limits").
     let step = match first.limit.filter(|l| *l > 0) {
         Some(l) => l.min(asked),
@@ -173,11 +176,17 @@ async fn pull_once(
 
     match total {
         Some(total) => {
-            let offsets: Vec<u64> = (1..).map(|k| k * advance).take_while(|o| o + (step - advance) < total).collect();
+            let offsets: Vec<u64> = (1..)
+                .map(|k| k * advance)
+                .take_while(|o| o + (step - advance) < total)
+                .collect();
             let mut pages = futures::stream::iter(offsets)
                 .map(|offset| {
-                    let (client, settings, cancel) = (client.clone(), settings.clone(), cancel.clone());
-                    tokio::spawn(async move { fetch(&client, &settings, offset, step, &cancel).await })
+                    let (client, settings, cancel) =
+                        (client.clone(), settings.clone(), cancel.clone());
+                    tokio::spawn(
+                        async move { fetch(&client, &settings, offset, step, &cancel).await },
+                    )
                 })
                 .buffered(settings.concurrency);
             while let Some(joined) = pages.next().await {
@@ -192,7 +201,9 @@ async fn pull_once(
                 distinct += stage_page(stage, &page, &mut last_id).await?;
             }
             if distinct != total {
-                return Err(PullError::Drift(format!("received {distinct} distinct devices, total_count is {total}")));
+                return Err(PullError::Drift(format!(
+                    "received {distinct} distinct devices, total_count is {total}"
+                )));
             }
         }
         None => {
@@ -213,7 +224,11 @@ async fn pull_once(
 /// Checks a page against the previous one (its first item must repeat the previous page's
 /// last) and stages it without that overlap, writing only records whose hash differs from the
 /// stored one. Returns the ids new to this pull.
-async fn stage_page(stage: &mut PullStage, page: &FetchedPage, last_id: &mut Option<i64>) -> Result<u64, PullError> {
+async fn stage_page(
+    stage: &mut PullStage,
+    page: &FetchedPage,
+    last_id: &mut Option<i64>,
+) -> Result<u64, PullError> {
     let items = match (*last_id, page.items.first()) {
         (None, _) => &page.items[..],
         (Some(_), None) => return Ok(0),
@@ -288,7 +303,13 @@ async fn fetch(
         })
         .collect();
     let (total_count, limit) = (parsed.total_count, parsed.limit);
-    Ok(FetchedPage { offset, total_count, limit, items, body: body.bytes })
+    Ok(FetchedPage {
+        offset,
+        total_count,
+        limit,
+        items,
+        body: body.bytes,
+    })
 }
 
 /// Drops change rows and runs past their retention; a failure here is only worth a warning.

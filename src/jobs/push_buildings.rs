@@ -59,7 +59,12 @@ async fn run_inner(
     if batch.is_empty() {
         refresh_queue_metrics(db).await;
         prune(db, settings).await;
-        return Ok(RunReport { run_id: None, outcome: "idle", counts: RunCounts::default(), duration: started.elapsed() });
+        return Ok(RunReport {
+            run_id: None,
+            outcome: "idle",
+            counts: RunCounts::default(),
+            duration: started.elapsed(),
+        });
     }
     let run_id = runs::start(db, Job::PushBuildings).await?;
     let span = tracing::info_span!("push_buildings", run_id);
@@ -93,29 +98,53 @@ async fn run_inner(
             batch = queue::claim_due(db, &crate::time::now_iso(), settings.batch_size).await?;
         }
         let duration = started.elapsed();
-        let status = if failure.is_some() { RunStatus::Failed } else { RunStatus::Ok };
+        let status = if failure.is_some() {
+            RunStatus::Failed
+        } else {
+            RunStatus::Ok
+        };
         runs::finish(db, run_id, status, counts, failure.as_deref()).await?;
         refresh_queue_metrics(db).await;
         prune(db, settings).await;
         let outcome = match &failure {
             None => {
-                tracing::info!(items = counts.items, sent = counts.sent, failed = counts.failed, duration_ms = duration.as_millis() as u64, "push finished");
+                tracing::info!(
+                    items = counts.items,
+                    sent = counts.sent,
+                    failed = counts.failed,
+                    duration_ms = duration.as_millis() as u64,
+                    "push finished"
+                );
                 METRICS.run_finished(Job::PushBuildings.as_str(), "ok", duration.as_secs_f64());
                 "ok"
             }
             Some(e) => {
-                METRICS.run_finished(Job::PushBuildings.as_str(), "failed", duration.as_secs_f64());
+                METRICS.run_finished(
+                    Job::PushBuildings.as_str(),
+                    "failed",
+                    duration.as_secs_f64(),
+                );
                 anyhow::bail!("{e} (sent {}, failed {})", counts.sent, counts.failed);
             }
         };
-        Ok(RunReport { run_id: Some(run_id), outcome, counts, duration })
+        Ok(RunReport {
+            run_id: Some(run_id),
+            outcome,
+            counts,
+            duration,
+        })
     }
     .instrument(span)
     .await
 }
 
 /// Sends one claimed row and records the outcome.
-async fn send_one(db: &Db, client: &Client, settings: &BuildingsSettings, row: QueuedBuilding) -> anyhow::Result<Outcome> {
+async fn send_one(
+    db: &Db,
+    client: &Client,
+    settings: &BuildingsSettings,
+    row: QueuedBuilding,
+) -> anyhow::Result<Outcome> {
     let result = client.post_building(&row.form_fields()).await;
     crate::failpoint::hit("push.after_response");
     let attempts = u32::try_from(row.attempts).unwrap_or(u32::MAX);
@@ -131,7 +160,15 @@ async fn send_one(db: &Db, client: &Client, settings: &BuildingsSettings, row: Q
             Ok(Outcome::AuthFailed(error))
         }
         Err(e) if e.is_retryable() && attempts < settings.max_attempts => {
-            retry_later(db, settings, &row, attempts, e.retry_after(), &e.to_string()).await?;
+            retry_later(
+                db,
+                settings,
+                &row,
+                attempts,
+                e.retry_after(),
+                &e.to_string(),
+            )
+            .await?;
             Ok(Outcome::Retry)
         }
         Err(e) => {

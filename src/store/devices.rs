@@ -69,19 +69,26 @@ impl PullStage {
         )
         .execute(&mut *conn)
         .await?;
-        sqlx::query("DELETE FROM temp.pull_stage").execute(&mut *conn).await?;
+        sqlx::query("DELETE FROM temp.pull_stage")
+            .execute(&mut *conn)
+            .await?;
         Ok(Self { conn })
     }
 
     /// The stored hashes of devices with ids in `lo..=hi` (a page's id range; pages come in id
     /// order, so this is one index range scan).
-    pub async fn stored_hashes(&mut self, lo: i64, hi: i64) -> Result<HashMap<i64, i64>, StoreError> {
-        let rows: Vec<(i64, i64)> =
-            sqlx::query_as("SELECT device_id, raw_hash FROM devices WHERE device_id BETWEEN ? AND ?")
-                .bind(lo)
-                .bind(hi)
-                .fetch_all(&mut *self.conn)
-                .await?;
+    pub async fn stored_hashes(
+        &mut self,
+        lo: i64,
+        hi: i64,
+    ) -> Result<HashMap<i64, i64>, StoreError> {
+        let rows: Vec<(i64, i64)> = sqlx::query_as(
+            "SELECT device_id, raw_hash FROM devices WHERE device_id BETWEEN ? AND ?",
+        )
+        .bind(lo)
+        .bind(hi)
+        .fetch_all(&mut *self.conn)
+        .await?;
         Ok(rows.into_iter().collect())
     }
 
@@ -96,10 +103,17 @@ impl PullStage {
             let mut q: QueryBuilder<Sqlite> =
                 QueryBuilder::new("INSERT INTO temp.pull_stage (device_id, raw_hash, raw) ");
             q.push_values(chunk, |mut b, row| {
-                b.push_bind(row.device_id).push_bind(row.raw_hash).push_bind(row.raw);
+                b.push_bind(row.device_id)
+                    .push_bind(row.raw_hash)
+                    .push_bind(row.raw);
             });
             q.push(" ON CONFLICT (device_id) DO NOTHING");
-            inserted += q.build().persistent(true).execute(&mut *tx).await?.rows_affected();
+            inserted += q
+                .build()
+                .persistent(true)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
         }
         tx.commit().await?;
         Ok(inserted)
@@ -107,31 +121,54 @@ impl PullStage {
 
     /// Empties the staging table for a fresh attempt.
     pub async fn clear(&mut self) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM temp.pull_stage").execute(&mut *self.conn).await?;
+        sqlx::query("DELETE FROM temp.pull_stage")
+            .execute(&mut *self.conn)
+            .await?;
         Ok(())
     }
 
     /// Swaps the staged snapshot into `devices` in one write transaction, logging each change
     /// in `device_changes` and finishing run `run_id` in the same transaction.
-    pub async fn apply(mut self, run_id: i64, items: i64, guard: DeleteGuard) -> Result<ApplyOutcome, StoreError> {
+    pub async fn apply(
+        mut self,
+        run_id: i64,
+        items: i64,
+        guard: DeleteGuard,
+    ) -> Result<ApplyOutcome, StoreError> {
         let outcome = self.apply_in_tx(run_id, items, guard).await;
         // The staging table is dropped whatever happened, so its disk space is given back.
-        let _ = sqlx::query("DROP TABLE IF EXISTS temp.pull_stage").execute(&mut *self.conn).await;
+        let _ = sqlx::query("DROP TABLE IF EXISTS temp.pull_stage")
+            .execute(&mut *self.conn)
+            .await;
         outcome
     }
 
-    async fn apply_in_tx(&mut self, run_id: i64, items: i64, guard: DeleteGuard) -> Result<ApplyOutcome, StoreError> {
+    async fn apply_in_tx(
+        &mut self,
+        run_id: i64,
+        items: i64,
+        guard: DeleteGuard,
+    ) -> Result<ApplyOutcome, StoreError> {
         let now = now_iso();
         let mut tx = self.conn.begin_with("BEGIN IMMEDIATE").await?;
-        let (stored,): (i64,) = sqlx::query_as("SELECT count(*) FROM devices").fetch_one(&mut *tx).await?;
+        let (stored,): (i64,) = sqlx::query_as("SELECT count(*) FROM devices")
+            .fetch_one(&mut *tx)
+            .await?;
         let (removing,): (i64,) = sqlx::query_as(
             "SELECT count(*) FROM devices d \
              WHERE NOT EXISTS (SELECT 1 FROM temp.pull_stage s WHERE s.device_id = d.device_id)",
         )
         .fetch_one(&mut *tx)
         .await?;
-        if stored > 0 && removing as f64 > guard.max_delete_fraction * stored as f64 && !guard.allow_mass_delete {
-            let counts = RunCounts { items, removed: removing, ..Default::default() };
+        if stored > 0
+            && removing as f64 > guard.max_delete_fraction * stored as f64
+            && !guard.allow_mass_delete
+        {
+            let counts = RunCounts {
+                items,
+                removed: removing,
+                ..Default::default()
+            };
             let error = format!(
                 "held: would remove {removing} of {stored} devices (more than max_delete_fraction {}); \
                  run `d42sync pull --allow-mass-delete` to apply",
@@ -139,7 +176,11 @@ impl PullStage {
             );
             runs::finish_in(&mut tx, run_id, RunStatus::Held, counts, Some(&error)).await?;
             tx.commit().await?;
-            return Ok(ApplyOutcome::Held { stored, incoming: items, removing });
+            return Ok(ApplyOutcome::Held {
+                stored,
+                incoming: items,
+                removing,
+            });
         }
 
         let removed = sqlx::query(
@@ -152,9 +193,11 @@ impl PullStage {
         .execute(&mut *tx)
         .await?
         .rows_affected() as i64;
-        sqlx::query("DELETE FROM devices WHERE device_id NOT IN (SELECT device_id FROM temp.pull_stage)")
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "DELETE FROM devices WHERE device_id NOT IN (SELECT device_id FROM temp.pull_stage)",
+        )
+        .execute(&mut *tx)
+        .await?;
         let (added, changed): (i64, i64) = sqlx::query_as(
             "SELECT coalesce(sum(d.device_id IS NULL), 0), coalesce(sum(d.device_id IS NOT NULL), 0) \
              FROM temp.pull_stage s LEFT JOIN devices d ON d.device_id = s.device_id \
@@ -182,7 +225,13 @@ impl PullStage {
         .bind(&now)
         .execute(&mut *tx)
         .await?;
-        let counts = RunCounts { items, added, changed, removed, ..Default::default() };
+        let counts = RunCounts {
+            items,
+            added,
+            changed,
+            removed,
+            ..Default::default()
+        };
         runs::finish_in(&mut tx, run_id, RunStatus::Ok, counts, None).await?;
         tx.commit().await?;
         Ok(ApplyOutcome::Applied(counts))
@@ -191,7 +240,9 @@ impl PullStage {
 
 /// Devices stored now.
 pub async fn count(db: &Db) -> Result<i64, StoreError> {
-    Ok(sqlx::query_scalar("SELECT count(*) FROM devices").fetch_one(&db.pool).await?)
+    Ok(sqlx::query_scalar("SELECT count(*) FROM devices")
+        .fetch_one(&db.pool)
+        .await?)
 }
 
 /// Deletes change rows recorded before `before`.

@@ -80,8 +80,14 @@ impl Db {
             .acquire_timeout(BUSY_TIMEOUT + Duration::from_secs(5))
             .connect_with(options)
             .await
-            .map_err(|source| StoreError::Open { path: path.to_path_buf(), source })?;
-        Ok(Self { pool, path: path.to_path_buf() })
+            .map_err(|source| StoreError::Open {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        Ok(Self {
+            pool,
+            path: path.to_path_buf(),
+        })
     }
 
     /// Applies the embedded migrations that have not run yet.
@@ -97,7 +103,9 @@ impl Db {
 
     /// `PRAGMA integrity_check`: `"ok"` for a healthy file.
     pub async fn integrity_check(&self) -> Result<String, StoreError> {
-        let (result,): (String,) = sqlx::query_as("PRAGMA integrity_check").fetch_one(&self.pool).await?;
+        let (result,): (String,) = sqlx::query_as("PRAGMA integrity_check")
+            .fetch_one(&self.pool)
+            .await?;
         Ok(result)
     }
 

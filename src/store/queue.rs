@@ -37,11 +37,11 @@ impl QueuedBuilding {
             ("groups", &self.groups),
         ];
         let mut fields = vec![("name", self.name.as_str())];
-        fields.extend(
-            optional
-                .into_iter()
-                .filter_map(|(k, v)| v.as_deref().filter(|v| !v.trim().is_empty()).map(|v| (k, v))),
-        );
+        fields.extend(optional.into_iter().filter_map(|(k, v)| {
+            v.as_deref()
+                .filter(|v| !v.trim().is_empty())
+                .map(|v| (k, v))
+        }));
         fields
     }
 }
@@ -148,7 +148,12 @@ pub async fn mark_done(db: &Db, id: i64, building_id: Option<i64>) -> Result<(),
 }
 
 /// Records a retryable failure: back to `pending`, due at `next_attempt_at`.
-pub async fn mark_retry(db: &Db, id: i64, next_attempt_at: &str, error: &str) -> Result<(), StoreError> {
+pub async fn mark_retry(
+    db: &Db,
+    id: i64,
+    next_attempt_at: &str,
+    error: &str,
+) -> Result<(), StoreError> {
     let mut tx = db.begin_write().await?;
     sqlx::query(
         "UPDATE building_queue SET status = 'pending', next_attempt_at = ?, last_error = ?, updated_at = ? WHERE id = ?",
@@ -198,18 +203,24 @@ pub async fn requeue(db: &Db, id: Option<i64>) -> Result<u64, StoreError> {
 /// Row counts by status (every status present, zero when empty).
 pub async fn counts(db: &Db) -> Result<BTreeMap<String, i64>, StoreError> {
     let rows: Vec<(String, i64)> =
-        sqlx::query_as("SELECT status, count(*) FROM building_queue GROUP BY status").fetch_all(&db.pool).await?;
-    let mut out: BTreeMap<String, i64> =
-        ["pending", "sending", "done", "dead"].iter().map(|s| (s.to_string(), 0)).collect();
+        sqlx::query_as("SELECT status, count(*) FROM building_queue GROUP BY status")
+            .fetch_all(&db.pool)
+            .await?;
+    let mut out: BTreeMap<String, i64> = ["pending", "sending", "done", "dead"]
+        .iter()
+        .map(|s| (s.to_string(), 0))
+        .collect();
     out.extend(rows);
     Ok(out)
 }
 
 /// `created_at` of the oldest pending row.
 pub async fn oldest_pending(db: &Db) -> Result<Option<String>, StoreError> {
-    Ok(sqlx::query_scalar("SELECT min(created_at) FROM building_queue WHERE status = 'pending'")
-        .fetch_one(&db.pool)
-        .await?)
+    Ok(
+        sqlx::query_scalar("SELECT min(created_at) FROM building_queue WHERE status = 'pending'")
+            .fetch_one(&db.pool)
+            .await?,
+    )
 }
 
 /// Deletes `done` rows sent before `before`.

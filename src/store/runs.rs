@@ -88,11 +88,12 @@ pub struct RunRow {
 /// Records the start of a run and returns its id.
 pub async fn start(db: &Db, job: Job) -> Result<i64, StoreError> {
     let mut tx = db.begin_write().await?;
-    let id = sqlx::query_scalar("INSERT INTO sync_runs (job, started_at) VALUES (?, ?) RETURNING id")
-        .bind(job.as_str())
-        .bind(now_iso())
-        .fetch_one(&mut *tx)
-        .await?;
+    let id =
+        sqlx::query_scalar("INSERT INTO sync_runs (job, started_at) VALUES (?, ?) RETURNING id")
+            .bind(job.as_str())
+            .bind(now_iso())
+            .fetch_one(&mut *tx)
+            .await?;
     tx.commit().await?;
     Ok(id)
 }
@@ -157,20 +158,22 @@ pub async fn fail_interrupted(db: &Db) -> Result<u64, StoreError> {
 
 /// The latest run of `job`, if any.
 pub async fn last(db: &Db, job: Job) -> Result<Option<RunRow>, StoreError> {
-    Ok(sqlx::query_as("SELECT * FROM sync_runs WHERE job = ? ORDER BY id DESC LIMIT 1")
-        .bind(job.as_str())
-        .fetch_optional(&db.pool)
-        .await?)
-}
-
-/// The latest successful run of `job`, if any.
-pub async fn last_ok(db: &Db, job: Job) -> Result<Option<RunRow>, StoreError> {
     Ok(
-        sqlx::query_as("SELECT * FROM sync_runs WHERE job = ? AND status = 'ok' ORDER BY id DESC LIMIT 1")
+        sqlx::query_as("SELECT * FROM sync_runs WHERE job = ? ORDER BY id DESC LIMIT 1")
             .bind(job.as_str())
             .fetch_optional(&db.pool)
             .await?,
     )
+}
+
+/// The latest successful run of `job`, if any.
+pub async fn last_ok(db: &Db, job: Job) -> Result<Option<RunRow>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT * FROM sync_runs WHERE job = ? AND status = 'ok' ORDER BY id DESC LIMIT 1",
+    )
+    .bind(job.as_str())
+    .fetch_optional(&db.pool)
+    .await?)
 }
 
 /// Deletes runs finished before `before` that no kept change row refers to, keeping the latest

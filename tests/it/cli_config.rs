@@ -10,13 +10,29 @@ use std::time::{Duration, Instant};
 async fn each_bad_value_exits_78_naming_the_key_within_a_second() {
     let env = TestEnv::start(SimConfig::default(), "").await;
     let cases = [
-        ("D42SYNC_DEVICE42__BASE_URL", "not a url", "device42.base_url"),
+        (
+            "D42SYNC_DEVICE42__BASE_URL",
+            "not a url",
+            "device42.base_url",
+        ),
         ("D42SYNC_DEVICES__SCHEDULE", "0 0 0 0", "devices.schedule"),
-        ("D42SYNC_BUILDINGS__RETRY_BASE", "0s", "buildings.retry_base"),
+        (
+            "D42SYNC_BUILDINGS__RETRY_BASE",
+            "0s",
+            "buildings.retry_base",
+        ),
         ("D42SYNC_DEVICES__CONCURRENCY", "0", "devices.concurrency"),
-        ("D42SYNC_DATABASE__PATH", "/nonexistent/dir/x.db", "database.path"),
+        (
+            "D42SYNC_DATABASE__PATH",
+            "/nonexistent/dir/x.db",
+            "database.path",
+        ),
         ("D42SYNC_DEVICES__SURPRISE", "1", "devices.surprise"),
-        ("D42SYNC_DEVICE42__SECRET_KEY", "from-env", "device42.secret_key"),
+        (
+            "D42SYNC_DEVICE42__SECRET_KEY",
+            "from-env",
+            "device42.secret_key",
+        ),
     ];
     for (var, value, key) in cases {
         let mut cmd = env.command(&["run"]);
@@ -25,8 +41,15 @@ async fn each_bad_value_exits_78_naming_the_key_within_a_second() {
         let out = crate::helpers::output(cmd).await;
         let (_, stderr) = text(&out);
         assert_eq!(out.status.code(), Some(78), "{var}={value}: {stderr}");
-        assert!(stderr.contains(key), "{var}={value} should name {key}: {stderr}");
-        assert!(started.elapsed() < Duration::from_secs(1), "{var}: took {:?}", started.elapsed());
+        assert!(
+            stderr.contains(key),
+            "{var}={value} should name {key}: {stderr}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "{var}: took {:?}",
+            started.elapsed()
+        );
     }
 }
 
@@ -47,10 +70,18 @@ async fn a_missing_config_file_exits_78() {
 #[tokio::test]
 async fn a_world_readable_secret_file_is_refused() {
     let env = TestEnv::start(SimConfig::default(), "").await;
-    std::fs::set_permissions(env.dir.path().join("secret_key"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::set_permissions(
+        env.dir.path().join("secret_key"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
     let out = env.run(&["check-config"]).await;
     assert_eq!(out.status.code(), Some(78));
-    assert!(text(&out).1.contains("device42.secret_key_file"), "{}", text(&out).1);
+    assert!(
+        text(&out).1.contains("device42.secret_key_file"),
+        "{}",
+        text(&out).1
+    );
 }
 
 #[tokio::test]
@@ -59,7 +90,12 @@ async fn the_environment_overrides_the_file_for_the_binary_too() {
     let mut cmd = env.command(&["check-config", "--connect"]);
     cmd.env("D42SYNC_DEVICE42__BASE_URL", "http://127.0.0.1:9");
     let out = crate::helpers::output(cmd).await;
-    assert_eq!(out.status.code(), Some(1), "port 9 must be used and refuse: {:?}", text(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "port 9 must be used and refuse: {:?}",
+        text(&out)
+    );
     assert!(text(&out).1.contains("cannot connect"), "{}", text(&out).1);
 }
 
@@ -69,8 +105,15 @@ async fn check_config_connect_obtains_a_token() {
     let out = env.run(&["check-config", "--connect"]).await;
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stderr}");
-    assert!(stdout.contains("config ok") && stdout.contains("token obtained"), "{stdout}");
-    assert_eq!(env.sim.token_requests(), 2, "connect obtains a fresh token after any cached one");
+    assert!(
+        stdout.contains("config ok") && stdout.contains("token obtained"),
+        "{stdout}"
+    );
+    assert_eq!(
+        env.sim.token_requests(),
+        2,
+        "connect obtains a fresh token after any cached one"
+    );
 }
 
 #[tokio::test]
@@ -79,7 +122,11 @@ async fn check_config_connect_with_bad_credentials_fails_once_without_retrying()
     std::fs::write(env.dir.path().join("secret_key"), "wrong-secret").unwrap();
     let out = env.run(&["check-config", "--connect"]).await;
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out).1.contains("authentication failed"), "{}", text(&out).1);
+    assert!(
+        text(&out).1.contains("authentication failed"),
+        "{}",
+        text(&out).1
+    );
     assert_eq!(env.sim.token_requests(), 1);
 }
 
@@ -89,14 +136,18 @@ async fn migrate_creates_the_four_tables_and_sqlite_users_can_enqueue() {
     let out = env.run(&["migrate"]).await;
     assert!(out.status.success(), "{:?}", text(&out));
     let db = env.db().await;
-    let tables: Vec<String> = sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
-        .fetch_all(&db.pool)
-        .await
-        .unwrap();
+    let tables: Vec<String> =
+        sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+            .fetch_all(&db.pool)
+            .await
+            .unwrap();
     for t in ["building_queue", "device_changes", "devices", "sync_runs"] {
         assert!(tables.contains(&t.to_string()), "{tables:?}");
     }
-    let mode: String = sqlx::query_scalar("PRAGMA journal_mode").fetch_one(&db.pool).await.unwrap();
+    let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
     assert_eq!(mode, "wal");
     db.close().await;
     // A reporting tool with nothing but the sqlite3 shell.
@@ -111,7 +162,11 @@ async fn migrate_creates_the_four_tables_and_sqlite_users_can_enqueue() {
     .unwrap()
     .expect("the sqlite3 shell is installed (CI installs it)");
     let stdout = String::from_utf8_lossy(&shell.stdout);
-    assert!(shell.status.success(), "{}", String::from_utf8_lossy(&shell.stderr));
+    assert!(
+        shell.status.success(),
+        "{}",
+        String::from_utf8_lossy(&shell.stderr)
+    );
     assert!(stdout.starts_with("pending|0|20"), "{stdout}");
 }
 

@@ -12,11 +12,21 @@ fn page() -> Vec<(&'static str, String)> {
 }
 
 fn rule(fault: Fault, times: u32) -> FaultRule {
-    FaultRule { path_prefix: DEVICES.into(), method: None, fault, times, skip: 0 }
+    FaultRule {
+        path_prefix: DEVICES.into(),
+        method: None,
+        fault,
+        times,
+        skip: 0,
+    }
 }
 
 fn gets(env: &TestEnv) -> usize {
-    env.sim.requests().iter().filter(|r| r.path == DEVICES).count()
+    env.sim
+        .requests()
+        .iter()
+        .filter(|r| r.path == DEVICES)
+        .count()
 }
 
 #[tokio::test]
@@ -31,7 +41,14 @@ async fn one_token_serves_many_requests() {
 
 #[tokio::test]
 async fn a_short_lived_token_is_refreshed_before_it_expires() {
-    let env = TestEnv::start(SimConfig { token_ttl: Duration::from_secs(5), ..SimConfig::default() }, "").await;
+    let env = TestEnv::start(
+        SimConfig {
+            token_ttl: Duration::from_secs(5),
+            ..SimConfig::default()
+        },
+        "",
+    )
+    .await;
     let client = env.client();
     let started = Instant::now();
     let mut requests = 0;
@@ -41,8 +58,16 @@ async fn a_short_lived_token_is_refreshed_before_it_expires() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(requests > 100);
-    assert_eq!(env.sim.unauthorized_responses(), 0, "no request may meet an expired token");
-    assert!(env.sim.token_requests() >= 5, "20 s of 5 s tokens: {} token requests", env.sim.token_requests());
+    assert_eq!(
+        env.sim.unauthorized_responses(),
+        0,
+        "no request may meet an expired token"
+    );
+    assert!(
+        env.sim.token_requests() >= 5,
+        "20 s of 5 s tokens: {} token requests",
+        env.sim.token_requests()
+    );
 }
 
 #[tokio::test]
@@ -64,7 +89,10 @@ async fn fifty_requests_meeting_an_expired_token_cause_one_token_request() {
     }
 
     assert_eq!(env.sim.token_requests() - before, 1);
-    assert!(env.sim.unauthorized_responses() <= 50, "each request retried at most once");
+    assert!(
+        env.sim.unauthorized_responses() <= 50,
+        "each request retried at most once"
+    );
 }
 
 #[tokio::test]
@@ -73,7 +101,11 @@ async fn a_401_after_renewal_is_an_auth_error_without_a_loop() {
     env.sim.inject(rule(Fault::Unauthorized, 100));
     let err = env.client().get(DEVICES, &page()).await.unwrap_err();
     assert!(matches!(err, Error::Auth { status: 401, .. }), "{err}");
-    assert_eq!(gets(&env), 2, "the first try and one retry with a renewed token");
+    assert_eq!(
+        gets(&env),
+        2,
+        "the first try and one retry with a renewed token"
+    );
     assert_eq!(env.sim.token_requests(), 2);
 }
 
@@ -118,10 +150,19 @@ async fn retry_after_is_honoured_in_seconds_and_as_a_date() {
             false => "1".to_string(),
             true => httpdate::fmt_http_date(std::time::SystemTime::now() + Duration::from_secs(2)),
         };
-        env.sim.inject(rule(Fault::TooManyRequests { retry_after: Some(retry_after.clone()) }, 1));
+        env.sim.inject(rule(
+            Fault::TooManyRequests {
+                retry_after: Some(retry_after.clone()),
+            },
+            1,
+        ));
         let started = Instant::now();
         env.client().get(DEVICES, &page()).await.unwrap();
-        assert!(started.elapsed() >= Duration::from_millis(900), "{retry_after}: retried after {:?}", started.elapsed());
+        assert!(
+            started.elapsed() >= Duration::from_millis(900),
+            "{retry_after}: retried after {:?}",
+            started.elapsed()
+        );
     }
 }
 
@@ -136,7 +177,12 @@ async fn a_permanent_400_is_not_retried() {
 
 #[tokio::test]
 async fn a_server_that_never_answers_fails_within_the_timeout() {
-    let env = TestEnv::start_with(SimConfig::default(), "max_retries = 0\nrequest_timeout = \"1s\"", "").await;
+    let env = TestEnv::start_with(
+        SimConfig::default(),
+        "max_retries = 0\nrequest_timeout = \"1s\"",
+        "",
+    )
+    .await;
     let client = env.client();
     client.get(DEVICES, &page()).await.unwrap();
     for fault in [Fault::Hang, Fault::Dribble] {
@@ -144,7 +190,11 @@ async fn a_server_that_never_answers_fails_within_the_timeout() {
         let started = Instant::now();
         let err = client.get(DEVICES, &page()).await.unwrap_err();
         assert!(matches!(err, Error::Timeout { .. }), "{fault:?}: {err}");
-        assert!(started.elapsed() < Duration::from_secs(2), "{fault:?}: {:?}", started.elapsed());
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{fault:?}: {:?}",
+            started.elapsed()
+        );
     }
 }
 
@@ -152,8 +202,16 @@ async fn a_server_that_never_answers_fails_within_the_timeout() {
 async fn an_html_502_page_is_reported_with_status_and_content_type() {
     let env = TestEnv::start_with(SimConfig::default(), "max_retries = 0", "").await;
     env.sim.inject(rule(Fault::HtmlPage(502), 1));
-    let err = env.client().get(DEVICES, &page()).await.unwrap_err().to_string();
-    assert!(err.contains("502") && err.contains("text/html") && err.contains("offset 0"), "{err}");
+    let err = env
+        .client()
+        .get(DEVICES, &page())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("502") && err.contains("text/html") && err.contains("offset 0"),
+        "{err}"
+    );
     assert!(err.len() < 400, "one short line: {err}");
 }
 
@@ -164,16 +222,24 @@ fn private_ca() -> (String, String, String) {
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
     let key = KeyPair::generate().unwrap();
-    let cert = CertificateParams::new(vec!["localhost".to_string()]).unwrap().signed_by(&key, &ca).unwrap();
+    let cert = CertificateParams::new(vec!["localhost".to_string()])
+        .unwrap()
+        .signed_by(&key, &ca)
+        .unwrap();
     (ca.pem(), cert.pem(), key.serialize_pem())
 }
 
 #[tokio::test]
 async fn tls_needs_the_ca_file_or_an_explicit_insecure_setting() {
     let (ca, cert, key) = private_ca();
-    let sim = d42sync::sim::Simulator::start_tls(SimConfig::default(), "127.0.0.1:0".parse().unwrap(), &cert, &key)
-        .await
-        .unwrap();
+    let sim = d42sync::sim::Simulator::start_tls(
+        SimConfig::default(),
+        "127.0.0.1:0".parse().unwrap(),
+        &cert,
+        &key,
+    )
+    .await
+    .unwrap();
     let env = TestEnv::start(SimConfig::default(), "").await;
     let ca_path = env.dir.path().join("ca.pem");
     std::fs::write(&ca_path, ca).unwrap();
@@ -190,13 +256,29 @@ async fn tls_needs_the_ca_file_or_an_explicit_insecure_setting() {
 
     let default = check(vec![]).await;
     assert_eq!(default.status.code(), Some(1));
-    assert!(text(&default).1.contains("certificate verification failed"), "{}", text(&default).1);
+    assert!(
+        text(&default).1.contains("certificate verification failed"),
+        "{}",
+        text(&default).1
+    );
 
-    let with_ca = check(vec![("D42SYNC_DEVICE42__CA_FILE", ca_path.display().to_string())]).await;
+    let with_ca = check(vec![(
+        "D42SYNC_DEVICE42__CA_FILE",
+        ca_path.display().to_string(),
+    )])
+    .await;
     assert!(with_ca.status.success(), "{}", text(&with_ca).1);
 
-    let insecure = check(vec![("D42SYNC_DEVICE42__INSECURE_SKIP_TLS_VERIFY", "true".to_string())]).await;
+    let insecure = check(vec![(
+        "D42SYNC_DEVICE42__INSECURE_SKIP_TLS_VERIFY",
+        "true".to_string(),
+    )])
+    .await;
     assert!(insecure.status.success(), "{}", text(&insecure).1);
     let warnings = crate::helpers::log_lines(&text(&insecure).1, "WARN").join("\n");
-    assert!(warnings.contains("insecure_skip_tls_verify"), "{}", text(&insecure).1);
+    assert!(
+        warnings.contains("insecure_skip_tls_verify"),
+        "{}",
+        text(&insecure).1
+    );
 }

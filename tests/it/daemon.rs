@@ -8,7 +8,11 @@ use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn sigterm(child: &Child) {
@@ -42,25 +46,41 @@ fn rss_kib(pid: u32) -> u64 {
 }
 
 fn open_fds(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd")).map(|d| d.count()).unwrap_or(0)
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| d.count())
+        .unwrap_or(0)
 }
 
 fn http_client() -> reqwest::Client {
-    reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(5)).build().unwrap()
+    reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap()
 }
 
 #[tokio::test]
 async fn a_daemon_on_two_second_schedules_runs_both_jobs_without_overlap_for_thirty_seconds() {
     let port = free_port();
     let env = TestEnv::start(
-        SimConfig { devices: 1_000, token_ttl: Duration::from_secs(6), page_delay: Duration::from_millis(300), ..SimConfig::default() },
+        SimConfig {
+            devices: 1_000,
+            token_ttl: Duration::from_secs(6),
+            page_delay: Duration::from_millis(300),
+            ..SimConfig::default()
+        },
         &format!(
             "[devices]\nschedule = \"*/2 * * * * *\"\npage_size = 100\nconcurrency = 1\n\
              [buildings]\nschedule = \"*/2 * * * * *\"\n[metrics]\nlisten = \"127.0.0.1:{port}\""
         ),
     )
     .await;
-    let mut child = env.command(&["run"]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut child = env
+        .command(&["run"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     let pid = child.id();
     let started = Instant::now();
     let mut samples = Vec::new();
@@ -68,29 +88,41 @@ async fn a_daemon_on_two_second_schedules_runs_both_jobs_without_overlap_for_thi
     while started.elapsed() < Duration::from_secs(30) {
         tokio::time::sleep(Duration::from_secs(1)).await;
         samples.push((started.elapsed(), rss_kib(pid), open_fds(pid)));
-        let out = env.run(&["enqueue-building", "--name", &format!("site-{queued}")]).await;
+        let out = env
+            .run(&["enqueue-building", "--name", &format!("site-{queued}")])
+            .await;
         assert!(out.status.success(), "{}", text(&out).1);
         queued += 1;
     }
-    let metrics = http_client().get(format!("http://127.0.0.1:{port}/metrics")).send().await.unwrap();
+    let metrics = http_client()
+        .get(format!("http://127.0.0.1:{port}/metrics"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(metrics.status(), 200);
     let metrics = metrics.text().await.unwrap();
-    let health = http_client().get(format!("http://127.0.0.1:{port}/healthz")).send().await.unwrap();
+    let health = http_client()
+        .get(format!("http://127.0.0.1:{port}/healthz"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(health.status(), 200, "{}", health.text().await.unwrap());
     let status = env.run(&["status", "--json"]).await;
     assert!(status.status.success(), "{}", text(&status).1);
     let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
 
     sigterm(&child);
-    assert_eq!(wait_exit(&mut child, Duration::from_secs(10)).await, Some(0));
+    assert_eq!(
+        wait_exit(&mut child, Duration::from_secs(10)).await,
+        Some(0)
+    );
 
     let db = env.db().await;
-    let runs: Vec<(String, String, String, Option<String>)> = sqlx::query_as(
-        "SELECT job, status, started_at, finished_at FROM sync_runs ORDER BY id",
-    )
-    .fetch_all(&db.pool)
-    .await
-    .unwrap();
+    let runs: Vec<(String, String, String, Option<String>)> =
+        sqlx::query_as("SELECT job, status, started_at, finished_at FROM sync_runs ORDER BY id")
+            .fetch_all(&db.pool)
+            .await
+            .unwrap();
     let pulls: Vec<_> = runs.iter().filter(|r| r.0 == "pull_devices").collect();
     assert!(pulls.len() >= 5, "pulls: {}", pulls.len());
     for pair in pulls.windows(2) {
@@ -98,53 +130,116 @@ async fn a_daemon_on_two_second_schedules_runs_both_jobs_without_overlap_for_thi
         assert!(finished <= pair[1].2.as_str(), "runs overlap: {pair:?}");
     }
     assert!(pulls.iter().filter(|r| r.1 == "ok").count() >= 5);
-    let done: i64 = sqlx::query_scalar("SELECT count(*) FROM building_queue WHERE status = 'done'").fetch_one(&db.pool).await.unwrap();
+    let done: i64 = sqlx::query_scalar("SELECT count(*) FROM building_queue WHERE status = 'done'")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
     assert!(done >= queued - 2, "{done} of {queued} buildings sent");
     assert_eq!(status["devices"], 1_000);
-    let last_pull_id = status["jobs"]["pull_devices"]["last_run"]["id"].as_i64().unwrap();
-    let exists: i64 = sqlx::query_scalar("SELECT count(*) FROM sync_runs WHERE id = ?").bind(last_pull_id).fetch_one(&db.pool).await.unwrap();
+    let last_pull_id = status["jobs"]["pull_devices"]["last_run"]["id"]
+        .as_i64()
+        .unwrap();
+    let exists: i64 = sqlx::query_scalar("SELECT count(*) FROM sync_runs WHERE id = ?")
+        .bind(last_pull_id)
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
     assert_eq!(exists, 1);
     db.close().await;
 
-    assert_eq!(env.sim.unauthorized_responses(), 0, "tokens are refreshed before they expire");
-    assert!(env.sim.token_requests() >= 4, "6 s tokens over 30 s: {}", env.sim.token_requests());
-    assert!(metrics.contains("d42sync_runs_total{job=\"pull_devices\",outcome=\"ok\"}"), "{metrics}");
-    assert!(metrics.contains("d42sync_skipped_ticks_total{job=\"pull_devices\"}"), "pulls outlast the period: {metrics}");
+    assert_eq!(
+        env.sim.unauthorized_responses(),
+        0,
+        "tokens are refreshed before they expire"
+    );
+    assert!(
+        env.sim.token_requests() >= 4,
+        "6 s tokens over 30 s: {}",
+        env.sim.token_requests()
+    );
+    assert!(
+        metrics.contains("d42sync_runs_total{job=\"pull_devices\",outcome=\"ok\"}"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("d42sync_skipped_ticks_total{job=\"pull_devices\"}"),
+        "pulls outlast the period: {metrics}"
+    );
     assert!(metrics.contains("d42sync_devices_stored 1000"));
     assert!(metrics.contains("d42sync_queue_depth{status=\"done\"}"));
 
-    let tail: Vec<_> = samples.iter().filter(|s| s.0 >= Duration::from_secs(10)).collect();
+    let tail: Vec<_> = samples
+        .iter()
+        .filter(|s| s.0 >= Duration::from_secs(10))
+        .collect();
     let (first_rss, first_fds) = (tail[0].1, tail[0].2);
     let max_rss = tail.iter().map(|s| s.1).max().unwrap();
     let max_fds = tail.iter().map(|s| s.2).max().unwrap();
-    assert!(max_rss <= first_rss + first_rss / 5, "RSS grew from {first_rss} to {max_rss} KiB: {samples:?}");
-    assert!(max_fds <= first_fds + 4, "fds grew from {first_fds} to {max_fds}: {samples:?}");
+    assert!(
+        max_rss <= first_rss + first_rss / 5,
+        "RSS grew from {first_rss} to {max_rss} KiB: {samples:?}"
+    );
+    assert!(
+        max_fds <= first_fds + 4,
+        "fds grew from {first_fds} to {max_fds}: {samples:?}"
+    );
     let mut stderr = String::new();
     std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
-    assert!(crate::helpers::log_lines(&stderr, "INFO").iter().any(|l| l.contains("pull finished") && l.contains("\"run_id\"")), "{stderr}");
+    assert!(
+        crate::helpers::log_lines(&stderr, "INFO")
+            .iter()
+            .any(|l| l.contains("pull finished") && l.contains("\"run_id\"")),
+        "{stderr}"
+    );
 }
 
 #[tokio::test]
 async fn sigterm_during_a_pull_exits_zero_and_leaves_the_database_consistent() {
     let env = TestEnv::start(
-        SimConfig { devices: 2_000, page_delay: Duration::from_millis(200), ..SimConfig::default() },
+        SimConfig {
+            devices: 2_000,
+            page_delay: Duration::from_millis(200),
+            ..SimConfig::default()
+        },
         "[devices]\npage_size = 100\nconcurrency = 1",
     )
     .await;
-    let mut child = env.command(&["run"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
-    while env.sim.requests().iter().filter(|r| r.path == "/api/2.0/devices/").count() < 3 {
+    let mut child = env
+        .command(&["run"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    while env
+        .sim
+        .requests()
+        .iter()
+        .filter(|r| r.path == "/api/2.0/devices/")
+        .count()
+        < 3
+    {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let stopping = Instant::now();
     sigterm(&child);
-    assert_eq!(wait_exit(&mut child, Duration::from_secs(10)).await, Some(0));
+    assert_eq!(
+        wait_exit(&mut child, Duration::from_secs(10)).await,
+        Some(0)
+    );
     assert!(stopping.elapsed() < Duration::from_secs(10));
 
     let db = env.db().await;
     assert_eq!(db.integrity_check().await.unwrap(), "ok");
-    let devices: i64 = sqlx::query_scalar("SELECT count(*) FROM devices").fetch_one(&db.pool).await.unwrap();
+    let devices: i64 = sqlx::query_scalar("SELECT count(*) FROM devices")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
     assert_eq!(devices, 0, "the interrupted pull applied nothing");
-    let status: String = sqlx::query_scalar("SELECT status FROM sync_runs ORDER BY id DESC LIMIT 1").fetch_one(&db.pool).await.unwrap();
+    let status: String =
+        sqlx::query_scalar("SELECT status FROM sync_runs ORDER BY id DESC LIMIT 1")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
     assert_eq!(status, "failed");
     db.close().await;
 
@@ -156,9 +251,17 @@ async fn sigterm_during_a_pull_exits_zero_and_leaves_the_database_consistent() {
 #[tokio::test]
 async fn a_second_instance_exits_at_once_naming_the_holder() {
     let env = TestEnv::start(SimConfig::default(), "").await;
-    let mut first = env.command(&["run"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let mut first = env
+        .command(&["run"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     let lock = format!("{}.lock", env.db_path().display());
-    while std::fs::read_to_string(&lock).map(|s| s.trim() != first.id().to_string()).unwrap_or(true) {
+    while std::fs::read_to_string(&lock)
+        .map(|s| s.trim() != first.id().to_string())
+        .unwrap_or(true)
+    {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     for args in [["run"], ["pull"], ["push"]] {
@@ -167,10 +270,17 @@ async fn a_second_instance_exits_at_once_naming_the_holder() {
         assert_eq!(out.status.code(), Some(1), "{args:?}");
         assert!(started.elapsed() < Duration::from_secs(1));
         let expected = format!("another d42sync (pid {}) holds {lock}", first.id());
-        assert!(text(&out).1.contains(&expected), "{args:?}: {}", text(&out).1);
+        assert!(
+            text(&out).1.contains(&expected),
+            "{args:?}: {}",
+            text(&out).1
+        );
     }
     sigterm(&first);
-    assert_eq!(wait_exit(&mut first, Duration::from_secs(10)).await, Some(0));
+    assert_eq!(
+        wait_exit(&mut first, Duration::from_secs(10)).await,
+        Some(0)
+    );
 }
 
 #[tokio::test]
@@ -178,9 +288,14 @@ async fn systemd_hears_ready_watchdog_pings_and_stopping_and_pings_stop_when_the
     let env = TestEnv::start(SimConfig::default(), "").await;
     let socket_path = env.dir.path().join("notify.sock");
     let socket = UnixDatagram::bind(&socket_path).unwrap();
-    socket.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
     let mut cmd = env.command(&["run"]);
-    cmd.env("NOTIFY_SOCKET", &socket_path).env("WATCHDOG_USEC", "2000000").stdout(Stdio::null()).stderr(Stdio::null());
+    cmd.env("NOTIFY_SOCKET", &socket_path)
+        .env("WATCHDOG_USEC", "2000000")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
     let mut child = cmd.spawn().unwrap();
     let messages = tokio::task::spawn_blocking(move || {
         let mut got: Vec<(Duration, String)> = Vec::new();
@@ -188,42 +303,63 @@ async fn systemd_hears_ready_watchdog_pings_and_stopping_and_pings_stop_when_the
         let mut buf = [0u8; 4096];
         while started.elapsed() < Duration::from_secs(5) {
             if let Ok(n) = socket.recv(&mut buf) {
-                got.push((started.elapsed(), String::from_utf8_lossy(&buf[..n]).into_owned()));
+                got.push((
+                    started.elapsed(),
+                    String::from_utf8_lossy(&buf[..n]).into_owned(),
+                ));
             }
         }
         (socket, got)
     });
     let (socket, got) = messages.await.unwrap();
-    let ready_at = got.iter().position(|m| m.1 == "READY=1").expect("READY=1 was sent");
+    let ready_at = got
+        .iter()
+        .position(|m| m.1 == "READY=1")
+        .expect("READY=1 was sent");
     let db = env.db().await;
-    let migrated: i64 = sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations").fetch_one(&db.pool).await.unwrap();
+    let migrated: i64 = sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
     db.close().await;
     assert!(migrated >= 1, "READY comes after migrations");
-    let pings: Vec<Duration> = got[ready_at..].iter().filter(|m| m.1 == "WATCHDOG=1").map(|m| m.0).collect();
+    let pings: Vec<Duration> = got[ready_at..]
+        .iter()
+        .filter(|m| m.1 == "WATCHDOG=1")
+        .map(|m| m.0)
+        .collect();
     assert!(pings.len() >= 4, "{got:?}");
     for pair in pings.windows(2) {
-        assert!(pair[1] - pair[0] <= Duration::from_secs(1), "pings at least every second: {pings:?}");
+        assert!(
+            pair[1] - pair[0] <= Duration::from_secs(1),
+            "pings at least every second: {pings:?}"
+        );
     }
     sigterm(&child);
     let stopping = tokio::task::spawn_blocking(move || {
         let mut buf = [0u8; 4096];
         let started = Instant::now();
         while started.elapsed() < Duration::from_secs(5) {
-            if let Ok(n) = socket.recv(&mut buf) {
-                if &buf[..n] == b"STOPPING=1" {
-                    return true;
-                }
+            if let Ok(n) = socket.recv(&mut buf)
+                && &buf[..n] == b"STOPPING=1"
+            {
+                return true;
             }
         }
         false
     });
     assert!(stopping.await.unwrap(), "STOPPING=1 on SIGTERM");
-    assert_eq!(wait_exit(&mut child, Duration::from_secs(10)).await, Some(0));
+    assert_eq!(
+        wait_exit(&mut child, Duration::from_secs(10)).await,
+        Some(0)
+    );
 
     // A hung main loop stops feeding the watchdog.
     let socket_path = env.dir.path().join("notify2.sock");
     let socket = UnixDatagram::bind(&socket_path).unwrap();
-    socket.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
     let mut cmd = env.command(&["run"]);
     cmd.env("NOTIFY_SOCKET", &socket_path)
         .env("WATCHDOG_USEC", "2000000")
@@ -236,10 +372,10 @@ async fn systemd_hears_ready_watchdog_pings_and_stopping_and_pings_stop_when_the
         let started = Instant::now();
         let mut buf = [0u8; 4096];
         while started.elapsed() < Duration::from_secs(9) {
-            if let Ok(n) = socket.recv(&mut buf) {
-                if &buf[..n] == b"WATCHDOG=1" {
-                    got.push(started.elapsed());
-                }
+            if let Ok(n) = socket.recv(&mut buf)
+                && &buf[..n] == b"WATCHDOG=1"
+            {
+                got.push(started.elapsed());
             }
         }
         got
@@ -249,7 +385,10 @@ async fn systemd_hears_ready_watchdog_pings_and_stopping_and_pings_stop_when_the
     let _ = child.kill();
     let _ = child.wait();
     let last = *got.last().expect("pings before the stall");
-    assert!(last < Duration::from_secs(6), "pings stop once the loop hangs (stall after 3 s): {got:?}");
+    assert!(
+        last < Duration::from_secs(6),
+        "pings stop once the loop hangs (stall after 3 s): {got:?}"
+    );
 }
 
 #[tokio::test]
@@ -257,7 +396,8 @@ async fn the_demo_runs_end_to_end() {
     let dir = tempfile::tempdir().unwrap();
     let demo_dir = dir.path().join("demo");
     let mut cmd = std::process::Command::new(crate::helpers::bin());
-    cmd.args(["demo", "--devices", "500", "--dir"]).arg(&demo_dir);
+    cmd.args(["demo", "--devices", "500", "--dir"])
+        .arg(&demo_dir);
     let out = crate::helpers::output(cmd).await;
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stderr}");
@@ -270,5 +410,9 @@ async fn the_demo_runs_end_to_end() {
         c
     })
     .await;
-    assert!(again.status.success(), "the demo can be run again: {}", text(&again).1);
+    assert!(
+        again.status.success(),
+        "the demo can be run again: {}",
+        text(&again).1
+    );
 }

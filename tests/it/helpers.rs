@@ -31,8 +31,14 @@ impl TestEnv {
 
     /// Like [`TestEnv::start`] with extra `[device42]` keys.
     pub async fn start_with(sim_config: SimConfig, device42_extra: &str, extra: &str) -> Self {
-        let sim = Simulator::start(sim_config.clone(), "127.0.0.1:0".parse().unwrap()).await.unwrap();
-        let env = Self { sim, dir: tempfile::tempdir().unwrap(), sim_config };
+        let sim = Simulator::start(sim_config.clone(), "127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        let env = Self {
+            sim,
+            dir: tempfile::tempdir().unwrap(),
+            sim_config,
+        };
         env.write_config(device42_extra, extra);
         env
     }
@@ -80,7 +86,11 @@ impl TestEnv {
         let mut cmd = Command::new(bin());
         cmd.arg("--config").arg(self.config_path()).args(args);
         for (k, _) in std::env::vars() {
-            if k.starts_with("D42SYNC_") || k == "NOTIFY_SOCKET" || k == "WATCHDOG_USEC" || k == "CREDENTIALS_DIRECTORY" {
+            if k.starts_with("D42SYNC_")
+                || k == "NOTIFY_SOCKET"
+                || k == "WATCHDOG_USEC"
+                || k == "CREDENTIALS_DIRECTORY"
+            {
                 cmd.env_remove(k);
             }
         }
@@ -90,7 +100,9 @@ impl TestEnv {
     /// Runs `d42sync <args>` to completion off the async runtime.
     pub async fn run(&self, args: &[&str]) -> Output {
         let mut cmd = self.command(args);
-        tokio::task::spawn_blocking(move || cmd.output().unwrap()).await.unwrap()
+        tokio::task::spawn_blocking(move || cmd.output().unwrap())
+            .await
+            .unwrap()
     }
 }
 
@@ -135,19 +147,28 @@ fn merge_sections(text: &str) -> String {
 
 /// Stdout and stderr as text.
 pub fn text(out: &Output) -> (String, String) {
-    (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 /// `(device_id, raw)` of every stored device in id order.
 pub async fn stored_devices(db: &Db) -> Vec<(i64, String)> {
-    sqlx::query_as("SELECT device_id, raw FROM devices ORDER BY device_id").fetch_all(&db.pool).await.unwrap()
+    sqlx::query_as("SELECT device_id, raw FROM devices ORDER BY device_id")
+        .fetch_all(&db.pool)
+        .await
+        .unwrap()
 }
 
 /// An ordered checksum of `devices`: count and a hash over (id, raw, last_changed).
 pub async fn devices_checksum(db_path: &Path) -> (i64, u64) {
     let db = Db::open_unmigrated(db_path).await.unwrap();
     let rows: Vec<(i64, String)> =
-        sqlx::query_as("SELECT device_id, raw FROM devices ORDER BY device_id").fetch_all(&db.pool).await.unwrap();
+        sqlx::query_as("SELECT device_id, raw FROM devices ORDER BY device_id")
+            .fetch_all(&db.pool)
+            .await
+            .unwrap();
     db.close().await;
     checksum(&rows)
 }
@@ -179,5 +200,7 @@ pub fn log_lines<'a>(stderr: &'a str, level: &str) -> Vec<&'a str> {
 
 /// Runs a prepared command to completion off the async runtime.
 pub async fn output(mut cmd: Command) -> Output {
-    tokio::task::spawn_blocking(move || cmd.output().unwrap()).await.unwrap()
+    tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap()
 }

@@ -1,7 +1,9 @@
 //! The device pull against the simulator: exact mirror, no rewrites, change log, drift, faults,
 //! mass-deletion guard, reader consistency, and SIGKILL at random moments.
 
-use crate::helpers::{TestEnv, checksum, devices_checksum, last_run, log_lines, stored_devices, text};
+use crate::helpers::{
+    TestEnv, checksum, devices_checksum, last_run, log_lines, stored_devices, text,
+};
 use d42sync::jobs::pull_devices::{self, PullOptions};
 use d42sync::sim::{Drift, Fault, FaultRule, SimConfig};
 use sqlx::Connection;
@@ -12,55 +14,76 @@ use tokio_util::sync::CancellationToken;
 const DEVICES: &str = "/api/2.0/devices/";
 
 fn sim(devices: usize) -> SimConfig {
-    SimConfig { devices, ..SimConfig::default() }
+    SimConfig {
+        devices,
+        ..SimConfig::default()
+    }
 }
 
 /// Pulls in-process; `Ok` outcome name or the error text.
 async fn pull(env: &TestEnv) -> Result<&'static str, String> {
     let s = env.settings();
     let db = env.db().await;
-    let r = pull_devices::run(&db, &env.client(), &s.devices, PullOptions::default(), &CancellationToken::new()).await;
+    let r = pull_devices::run(
+        &db,
+        &env.client(),
+        &s.devices,
+        PullOptions::default(),
+        &CancellationToken::new(),
+    )
+    .await;
     db.close().await;
     r.map(|r| r.outcome).map_err(|e| format!("{e:#}"))
 }
 
 fn expected(env: &TestEnv) -> Vec<(i64, String)> {
     let s = env.settings();
-    env.sim.rendered_devices(&s.devices.endpoint, &s.devices.include_cols)
+    env.sim
+        .rendered_devices(&s.devices.endpoint, &s.devices.include_cols)
 }
 
 async fn change_counts(env: &TestEnv) -> HashMap<String, i64> {
     let db = env.db().await;
-    let rows: Vec<(String, i64)> = sqlx::query_as("SELECT change, count(*) FROM device_changes GROUP BY change")
-        .fetch_all(&db.pool)
-        .await
-        .unwrap();
+    let rows: Vec<(String, i64)> =
+        sqlx::query_as("SELECT change, count(*) FROM device_changes GROUP BY change")
+            .fetch_all(&db.pool)
+            .await
+            .unwrap();
     db.close().await;
     rows.into_iter().collect()
 }
 
 #[tokio::test]
 async fn a_pull_mirrors_ten_thousand_devices_exactly_and_a_second_pull_writes_nothing() {
-    let env = TestEnv::start(sim(10_000), "[devices]\ninclude_cols = [\"notes\", \"tags\", \"custom_fields\"]").await;
+    let env = TestEnv::start(
+        sim(10_000),
+        "[devices]\ninclude_cols = [\"notes\", \"tags\", \"custom_fields\"]",
+    )
+    .await;
 
     assert_eq!(pull(&env).await, Ok("ok"));
     let db = env.db().await;
     let first = stored_devices(&db).await;
     assert_eq!(first.len(), 10_000);
-    assert!(first == expected(&env), "ids and raw records equal the simulator's, byte for byte");
-    let stamps: Vec<(i64, String)> = sqlx::query_as("SELECT device_id, last_changed FROM devices ORDER BY device_id")
-        .fetch_all(&db.pool)
-        .await
-        .unwrap();
+    assert!(
+        first == expected(&env),
+        "ids and raw records equal the simulator's, byte for byte"
+    );
+    let stamps: Vec<(i64, String)> =
+        sqlx::query_as("SELECT device_id, last_changed FROM devices ORDER BY device_id")
+            .fetch_all(&db.pool)
+            .await
+            .unwrap();
     db.close().await;
     assert_eq!(change_counts(&env).await.get("added"), Some(&10_000));
 
     assert_eq!(pull(&env).await, Ok("ok"));
     let db = env.db().await;
-    let again: Vec<(i64, String)> = sqlx::query_as("SELECT device_id, last_changed FROM devices ORDER BY device_id")
-        .fetch_all(&db.pool)
-        .await
-        .unwrap();
+    let again: Vec<(i64, String)> =
+        sqlx::query_as("SELECT device_id, last_changed FROM devices ORDER BY device_id")
+            .fetch_all(&db.pool)
+            .await
+            .unwrap();
     let counts: (i64, i64, i64, i64) =
         sqlx::query_as("SELECT items, added, changed, removed FROM sync_runs WHERE job = 'pull_devices' ORDER BY id DESC LIMIT 1")
             .fetch_one(&db.pool)
@@ -69,7 +92,11 @@ async fn a_pull_mirrors_ten_thousand_devices_exactly_and_a_second_pull_writes_no
     db.close().await;
     assert_eq!(again, stamps, "no device row was rewritten");
     assert_eq!(counts, (10_000, 0, 0, 0));
-    assert_eq!(change_counts(&env).await.values().sum::<i64>(), 10_000, "no change row was added");
+    assert_eq!(
+        change_counts(&env).await.values().sum::<i64>(),
+        10_000,
+        "no change row was added"
+    );
 }
 
 #[tokio::test]
@@ -84,22 +111,39 @@ async fn upstream_edits_additions_and_deletions_appear_in_the_change_log() {
     assert_eq!(pull(&env).await, Ok("ok"));
 
     let db = env.db().await;
-    assert!(stored_devices(&db).await == expected(&env), "equal to the simulator after the changes");
-    let run: i64 = sqlx::query_scalar("SELECT max(id) FROM sync_runs").fetch_one(&db.pool).await.unwrap();
-    let changes: Vec<(i64, String)> =
-        sqlx::query_as("SELECT device_id, change FROM device_changes WHERE run_id = ? ORDER BY device_id")
-            .bind(run)
-            .fetch_all(&db.pool)
+    assert!(
+        stored_devices(&db).await == expected(&env),
+        "equal to the simulator after the changes"
+    );
+    let run: i64 = sqlx::query_scalar("SELECT max(id) FROM sync_runs")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    let changes: Vec<(i64, String)> = sqlx::query_as(
+        "SELECT device_id, change FROM device_changes WHERE run_id = ? ORDER BY device_id",
+    )
+    .bind(run)
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
+    let removed_raw: String =
+        sqlx::query_scalar("SELECT raw FROM device_changes WHERE change = 'removed'")
+            .fetch_one(&db.pool)
             .await
             .unwrap();
-    let removed_raw: String =
-        sqlx::query_scalar("SELECT raw FROM device_changes WHERE change = 'removed'").fetch_one(&db.pool).await.unwrap();
     db.close().await;
-    let mut want = vec![(ids[10], "changed".to_string()), (ids[20], "changed".to_string()), (ids[30], "removed".to_string())];
+    let mut want = vec![
+        (ids[10], "changed".to_string()),
+        (ids[20], "changed".to_string()),
+        (ids[30], "removed".to_string()),
+    ];
     want.extend(added.iter().map(|id| (*id, "added".to_string())));
     want.sort();
     assert_eq!(changes, want);
-    assert!(removed_raw.contains(&format!("\"device_id\":{}", ids[30])) || removed_raw.contains(&format!("\"device_id\": {}", ids[30])));
+    assert!(
+        removed_raw.contains(&format!("\"device_id\":{}", ids[30]))
+            || removed_raw.contains(&format!("\"device_id\": {}", ids[30]))
+    );
 }
 
 #[tokio::test]
@@ -107,7 +151,11 @@ async fn a_drifting_inventory_never_yields_duplicates_or_a_wrong_set() {
     for (inserts, deletes) in [(0, 2), (2, 0), (1, 1)] {
         let env = TestEnv::start(sim(2_000), "[devices]\npage_size = 200\nconcurrency = 1").await;
         assert_eq!(pull(&env).await, Ok("ok"));
-        env.sim.set_drift(Drift { inserts_per_page: inserts, deletes_per_page: deletes, pages: 4 });
+        env.sim.set_drift(Drift {
+            inserts_per_page: inserts,
+            deletes_per_page: deletes,
+            pages: 4,
+        });
 
         let outcome = pull(&env).await;
 
@@ -122,24 +170,43 @@ async fn a_drifting_inventory_never_yields_duplicates_or_a_wrong_set() {
                 let want = expected(&env);
                 let stored_ids: Vec<i64> = stored.iter().map(|r| r.0).collect();
                 let want_ids: Vec<i64> = want.iter().map(|r| r.0).collect();
-                assert_eq!(stored_ids, want_ids, "({inserts},{deletes}): the final upstream ids");
-                assert!(stored == want, "({inserts},{deletes}): the final upstream records");
+                assert_eq!(
+                    stored_ids, want_ids,
+                    "({inserts},{deletes}): the final upstream ids"
+                );
+                assert!(
+                    stored == want,
+                    "({inserts},{deletes}): the final upstream records"
+                );
             }
-            other => panic!("({inserts},{deletes}): the drift stops after 4 pages, so a re-pull must succeed: {other:?}"),
+            other => panic!(
+                "({inserts},{deletes}): the drift stops after 4 pages, so a re-pull must succeed: {other:?}"
+            ),
         }
     }
 }
 
 #[tokio::test]
 async fn a_pull_that_never_sees_a_consistent_inventory_fails_and_changes_nothing() {
-    let env = TestEnv::start(sim(1_000), "[devices]\npage_size = 100\nconcurrency = 1\nmax_drift_retries = 2").await;
+    let env = TestEnv::start(
+        sim(1_000),
+        "[devices]\npage_size = 100\nconcurrency = 1\nmax_drift_retries = 2",
+    )
+    .await;
     assert_eq!(pull(&env).await, Ok("ok"));
     let before = devices_checksum(&env.db_path()).await;
-    env.sim.set_drift(Drift { inserts_per_page: 0, deletes_per_page: 1, pages: 1_000 });
+    env.sim.set_drift(Drift {
+        inserts_per_page: 0,
+        deletes_per_page: 1,
+        pages: 1_000,
+    });
 
     let err = pull(&env).await.unwrap_err();
 
-    assert!(err.contains("inventory changed while paging") && err.contains("3 attempts"), "{err}");
+    assert!(
+        err.contains("inventory changed while paging") && err.contains("3 attempts"),
+        "{err}"
+    );
     assert_eq!(devices_checksum(&env.db_path()).await, before);
     assert_eq!(last_run(&env.db().await, "pull_devices").await.0, "failed");
 }
@@ -170,7 +237,13 @@ async fn each_fault_either_recovers_or_fails_with_nothing_applied() {
             env.sim.edit_device(id);
         }
         let before = devices_checksum(&env.db_path()).await;
-        env.sim.inject(FaultRule { path_prefix: DEVICES.into(), method: None, fault: fault.clone(), times, skip: 1 });
+        env.sim.inject(FaultRule {
+            path_prefix: DEVICES.into(),
+            method: None,
+            fault: fault.clone(),
+            times,
+            skip: 1,
+        });
 
         let out = env.run(&["pull"]).await;
 
@@ -187,9 +260,17 @@ async fn each_fault_either_recovers_or_fails_with_nothing_applied() {
             assert_eq!(after, before, "{fault:?}: devices unchanged");
             assert_eq!(status, "failed", "{fault:?}");
             let errors = log_lines(&stderr, "ERROR");
-            assert_eq!(errors.len(), 1, "{fault:?}: exactly one ERROR line: {stderr}");
+            assert_eq!(
+                errors.len(),
+                1,
+                "{fault:?}: exactly one ERROR line: {stderr}"
+            );
             // The second page: pages overlap by one item, so it starts at offset 99.
-            assert!(errors[0].contains("offset 99"), "{fault:?}: names the offset: {}", errors[0]);
+            assert!(
+                errors[0].contains("offset 99"),
+                "{fault:?}: names the offset: {}",
+                errors[0]
+            );
             assert!(error.unwrap().contains("offset 99"));
         }
     }
@@ -198,15 +279,29 @@ async fn each_fault_either_recovers_or_fails_with_nothing_applied() {
 #[tokio::test]
 async fn token_expiry_mid_pull_recovers_without_refetching_pages() {
     let env = TestEnv::start(sim(2_000), "[devices]\npage_size = 100\nconcurrency = 2").await;
-    env.sim.inject(FaultRule { path_prefix: DEVICES.into(), method: None, fault: Fault::Unauthorized, times: 1, skip: 7 });
+    env.sim.inject(FaultRule {
+        path_prefix: DEVICES.into(),
+        method: None,
+        fault: Fault::Unauthorized,
+        times: 1,
+        skip: 7,
+    });
     assert_eq!(pull(&env).await, Ok("ok"));
     let mut served: HashMap<String, usize> = HashMap::new();
-    for r in env.sim.requests().iter().filter(|r| r.path == DEVICES && r.status == 200) {
+    for r in env
+        .sim
+        .requests()
+        .iter()
+        .filter(|r| r.path == DEVICES && r.status == 200)
+    {
         *served.entry(r.query.clone()).or_default() += 1;
     }
     // 2 000 devices, pages of 100 that overlap by one: 1 + ceil(1 900 / 99) pages.
     assert_eq!(served.len(), 1 + 1_900usize.div_ceil(99));
-    assert!(served.values().all(|n| *n == 1), "each page fetched once: {served:?}");
+    assert!(
+        served.values().all(|n| *n == 1),
+        "each page fetched once: {served:?}"
+    );
     assert_eq!(env.sim.token_requests(), 2);
 }
 
@@ -224,14 +319,20 @@ async fn the_mass_deletion_guard_holds_a_sixty_percent_removal_until_overridden(
     assert_eq!(held.status.code(), Some(1));
     let (_, stderr) = text(&held);
     let warn = log_lines(&stderr, "WARN").join("\n");
-    assert!(warn.contains("\"stored\":100") && warn.contains("\"incoming\":40"), "{stderr}");
+    assert!(
+        warn.contains("\"stored\":100") && warn.contains("\"incoming\":40"),
+        "{stderr}"
+    );
     assert_eq!(devices_checksum(&env.db_path()).await, before);
     assert_eq!(last_run(&env.db().await, "pull_devices").await.0, "held");
 
     let applied = env.run(&["pull", "--allow-mass-delete"]).await;
 
     assert!(applied.status.success(), "{}", text(&applied).1);
-    assert_eq!(devices_checksum(&env.db_path()).await, checksum(&expected(&env)));
+    assert_eq!(
+        devices_checksum(&env.db_path()).await,
+        checksum(&expected(&env))
+    );
     assert_eq!(change_counts(&env).await.get("removed"), Some(&60));
 }
 
@@ -244,17 +345,35 @@ async fn a_reader_holding_a_transaction_sees_one_snapshot_throughout() {
     }
     env.sim.add_devices(50);
     let snapshot = "SELECT count(*), coalesce(sum(length(raw)), 0), coalesce(sum(raw_hash % 1000003), 0) FROM devices";
-    let mut reader = sqlx::SqliteConnection::connect(&format!("sqlite://{}", env.db_path().display())).await.unwrap();
+    let mut reader =
+        sqlx::SqliteConnection::connect(&format!("sqlite://{}", env.db_path().display()))
+            .await
+            .unwrap();
     sqlx::query("BEGIN").execute(&mut reader).await.unwrap();
-    let before: (i64, i64, i64) = sqlx::query_as(snapshot).fetch_one(&mut reader).await.unwrap();
+    let before: (i64, i64, i64) = sqlx::query_as(snapshot)
+        .fetch_one(&mut reader)
+        .await
+        .unwrap();
 
     assert_eq!(pull(&env).await, Ok("ok"));
 
-    let during: (i64, i64, i64) = sqlx::query_as(snapshot).fetch_one(&mut reader).await.unwrap();
+    let during: (i64, i64, i64) = sqlx::query_as(snapshot)
+        .fetch_one(&mut reader)
+        .await
+        .unwrap();
     sqlx::query("COMMIT").execute(&mut reader).await.unwrap();
-    let after: (i64, i64, i64) = sqlx::query_as(snapshot).fetch_one(&mut reader).await.unwrap();
-    assert_eq!(before, during, "the open read transaction keeps its snapshot");
-    assert_eq!(after.0, 3_050, "a new read transaction sees the new snapshot");
+    let after: (i64, i64, i64) = sqlx::query_as(snapshot)
+        .fetch_one(&mut reader)
+        .await
+        .unwrap();
+    assert_eq!(
+        before, during,
+        "the open read transaction keeps its snapshot"
+    );
+    assert_eq!(
+        after.0, 3_050,
+        "a new read transaction sees the new snapshot"
+    );
     assert_ne!(after, before);
 }
 
@@ -278,27 +397,50 @@ async fn sigkill_at_random_moments_leaves_the_old_or_the_new_snapshot() {
         let new = checksum(&expected(&env));
         let delay = Duration::from_millis(rng.random_range(0..400));
 
-        let mut child = env.command(&["pull"]).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
+        let mut child = env
+            .command(&["pull"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
         tokio::time::sleep(delay).await;
         let _ = child.kill();
         let _ = child.wait();
 
         let now = devices_checksum(&env.db_path()).await;
-        assert!(now == old || now == new, "iteration {i}: a mix after a kill at {delay:?}");
-        if now == old { saw_old += 1 } else { saw_new += 1 }
+        assert!(
+            now == old || now == new,
+            "iteration {i}: a mix after a kill at {delay:?}"
+        );
+        if now == old {
+            saw_old += 1
+        } else {
+            saw_new += 1
+        }
         let db = env.db().await;
         assert_eq!(db.integrity_check().await.unwrap(), "ok");
         db.close().await;
         let next = env.run(&["pull"]).await;
         assert!(next.status.success(), "iteration {i}: {}", text(&next).1);
-        assert_eq!(devices_checksum(&env.db_path()).await, new, "iteration {i}: the next pull completes");
+        assert_eq!(
+            devices_checksum(&env.db_path()).await,
+            new,
+            "iteration {i}: the next pull completes"
+        );
         let db = env.db().await;
-        let running: i64 = sqlx::query_scalar("SELECT count(*) FROM sync_runs WHERE status = 'running'")
-            .fetch_one(&db.pool)
-            .await
-            .unwrap();
+        let running: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM sync_runs WHERE status = 'running'")
+                .fetch_one(&db.pool)
+                .await
+                .unwrap();
         db.close().await;
-        assert_eq!(running, 0, "iteration {i}: a stale running row is marked failed at the next start");
+        assert_eq!(
+            running, 0,
+            "iteration {i}: a stale running row is marked failed at the next start"
+        );
     }
-    assert!(saw_old > 0, "some kills must land before the swap ({saw_old} old, {saw_new} new)");
+    assert!(
+        saw_old > 0,
+        "some kills must land before the swap ({saw_old} old, {saw_new} new)"
+    );
 }

@@ -75,6 +75,14 @@ async fn a_daemon_on_two_second_schedules_runs_both_jobs_without_overlap_for_thi
         ),
     )
     .await;
+    // The first two pulls meet a malformed page: they fail, and the daemon carries on.
+    env.sim.inject(d42sync::sim::FaultRule {
+        path_prefix: "/api/2.0/devices/".into(),
+        method: None,
+        fault: d42sync::sim::Fault::MalformedJson,
+        times: 2,
+        skip: 0,
+    });
     let mut child = env
         .command(&["run"])
         .stdout(Stdio::null())
@@ -129,7 +137,12 @@ async fn a_daemon_on_two_second_schedules_runs_both_jobs_without_overlap_for_thi
         let finished = pair[0].3.as_deref().expect("an earlier run finished");
         assert!(finished <= pair[1].2.as_str(), "runs overlap: {pair:?}");
     }
-    assert!(pulls.iter().filter(|r| r.1 == "ok").count() >= 5);
+    let first_two: Vec<&str> = pulls.iter().take(2).map(|r| r.1.as_str()).collect();
+    assert_eq!(first_two, ["failed", "failed"]);
+    assert!(
+        pulls.iter().filter(|r| r.1 == "ok").count() >= 5,
+        "later runs succeed: {pulls:?}"
+    );
     let done: i64 = sqlx::query_scalar("SELECT count(*) FROM building_queue WHERE status = 'done'")
         .fetch_one(&db.pool)
         .await
@@ -316,6 +329,10 @@ async fn systemd_hears_ready_watchdog_pings_and_stopping_and_pings_stop_when_the
         .iter()
         .position(|m| m.1 == "READY=1")
         .expect("READY=1 was sent");
+    assert!(
+        got.iter().any(|m| m.1.starts_with("STATUS=")),
+        "a STATUS= line: {got:?}"
+    );
     let db = env.db().await;
     let migrated: i64 = sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations")
         .fetch_one(&db.pool)
@@ -415,4 +432,75 @@ async fn the_demo_runs_end_to_end() {
         "the demo can be run again: {}",
         text(&again).1
     );
+}
+
+#[tokio::test]
+async fn sighup_applies_a_valid_config_and_keeps_the_running_one_when_invalid() {
+    let env = TestEnv::start(
+        SimConfig::default(),
+        "[buildings]\nschedule = \"0 0 0 1 1 *\"",
+    )
+    .await;
+    let mut child = env
+        .command(&["run"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lock = format!("{}.lock", env.db_path().display());
+    while std::fs::read_to_string(&lock)
+        .map(|s| s.trim() != child.id().to_string())
+        .unwrap_or(true)
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // SAFETY: kill(2) with a pid we own and a valid signal number.
+    let hup = |child: &Child| unsafe { libc::kill(child.id() as i32, libc::SIGHUP) };
+    let valid = std::fs::read_to_string(env.config_path()).unwrap();
+
+    std::fs::write(
+        env.config_path(),
+        valid.replace("0 0 0 1 1 *", "every second"),
+    )
+    .unwrap();
+    hup(&child);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "an invalid reload does not stop the daemon"
+    );
+
+    std::fs::write(
+        env.config_path(),
+        valid.replace("0 0 0 1 1 *", "* * * * * *"),
+    )
+    .unwrap();
+    hup(&child);
+    let out = env
+        .run(&["enqueue-building", "--name", "after-reload"])
+        .await;
+    assert!(out.status.success());
+    let started = Instant::now();
+    while env.sim.building_posts("after-reload") == 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "the reloaded schedule runs the push"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    sigterm(&child);
+    assert_eq!(
+        wait_exit(&mut child, Duration::from_secs(10)).await,
+        Some(0)
+    );
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    let errors = crate::helpers::log_lines(&stderr, "ERROR").join("\n");
+    assert!(
+        errors.contains("config reload refused") && errors.contains("buildings.schedule"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("config reloaded"), "{stderr}");
 }

@@ -444,3 +444,41 @@ async fn sigkill_at_random_moments_leaves_the_old_or_the_new_snapshot() {
         "some kills must land before the swap ({saw_old} old, {saw_new} new)"
     );
 }
+
+#[tokio::test]
+async fn change_rows_and_runs_older_than_their_retention_are_pruned() {
+    let env = TestEnv::start(sim(50), "[devices]\nkeep_changes = \"30d\"").await;
+    assert_eq!(pull(&env).await, Ok("ok"));
+    let db = env.db().await;
+    sqlx::query(
+        "INSERT INTO sync_runs (id, job, started_at, finished_at, status) VALUES (900, 'pull_devices', '2000-01-01T00:00:00.000Z', '2000-01-01T00:01:00.000Z', 'ok')",
+    )
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    sqlx::query("INSERT INTO device_changes (run_id, device_id, change, at, raw) VALUES (900, 1, 'added', '2000-01-01T00:01:00.000Z', '{}')")
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    db.close().await;
+
+    assert_eq!(pull(&env).await, Ok("ok"));
+
+    let db = env.db().await;
+    let old_changes: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM device_changes WHERE at < '2001'")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+    let old_runs: i64 = sqlx::query_scalar("SELECT count(*) FROM sync_runs WHERE id = 900")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    let kept: i64 = sqlx::query_scalar("SELECT count(*) FROM device_changes")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    db.close().await;
+    assert_eq!((old_changes, old_runs), (0, 0));
+    assert_eq!(kept, 50, "recent changes stay");
+}

@@ -426,3 +426,46 @@ async fn enqueue_building_validates_its_input() {
         )]
     );
 }
+
+#[tokio::test]
+async fn done_rows_older_than_their_retention_are_pruned_and_requeue_by_id_needs_a_dead_row() {
+    let env = TestEnv::start(SimConfig::default(), "[buildings]\nkeep_done = \"30d\"").await;
+    let db = env.db().await;
+    sql(&db, "INSERT INTO building_queue (name, status, sent_at) VALUES ('ancient', 'done', '2000-01-01T00:00:00.000Z')").await;
+    sql(
+        &db,
+        "INSERT INTO building_queue (name, status, last_error) VALUES ('gone', 'dead', 'rejected')",
+    )
+    .await;
+    sql(&db, "INSERT INTO building_queue (name) VALUES ('fresh')").await;
+
+    push(&env).await.unwrap();
+
+    let names: Vec<(String, String)> =
+        sqlx::query_as("SELECT name, status FROM building_queue ORDER BY id")
+            .fetch_all(&db.pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        names,
+        vec![
+            ("gone".to_string(), "dead".to_string()),
+            ("fresh".to_string(), "done".to_string())
+        ]
+    );
+    let fresh_id: i64 = sqlx::query_scalar("SELECT id FROM building_queue WHERE name = 'fresh'")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    let dead_id: i64 = sqlx::query_scalar("SELECT id FROM building_queue WHERE name = 'gone'")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    db.close().await;
+
+    let refused = env.run(&["requeue", "--id", &fresh_id.to_string()]).await;
+    assert_eq!(refused.status.code(), Some(1), "a done row is not requeued");
+    let requeued = env.run(&["requeue", "--id", &dead_id.to_string()]).await;
+    assert!(requeued.status.success(), "{}", text(&requeued).1);
+    assert_eq!(statuses(&env).await.get("pending"), Some(&1));
+}

@@ -110,12 +110,12 @@ struct OneShot {
 }
 
 async fn one_shot(settings: &Settings) -> anyhow::Result<OneShot> {
+    let stop = CancellationToken::new();
+    let _reloads = daemon::signals::install(stop.clone())?;
     let lock = InstanceLock::acquire(&settings.database.path)?;
     let db = Db::open(&settings.database.path).await?;
     daemon::recover(&db).await?;
     let client = Client::new(&settings.device42).map_err(|e| anyhow::anyhow!(e))?;
-    let stop = CancellationToken::new();
-    let _reloads = daemon::signals::install(stop.clone())?;
     Ok(OneShot {
         _lock: lock,
         db,

@@ -71,13 +71,14 @@ impl Context {
 
 /// Runs the daemon until a stop signal; `Ok` after a graceful stop.
 pub async fn run(config_path: PathBuf, settings: Settings) -> anyhow::Result<()> {
+    // Signals first: a SIGTERM during start-up then means a clean stop right after it.
+    let stop = CancellationToken::new();
+    let mut reloads = signals::install(stop.clone())?;
     let _lock = lock::InstanceLock::acquire(&settings.database.path)?;
     let db = Db::open(&settings.database.path).await?;
     recover(&db).await?;
     let client = Client::new(&settings.device42).map_err(|e| anyhow::anyhow!(e))?;
     let notifier = notify::Notifier::from_env();
-    let stop = CancellationToken::new();
-    let mut reloads = signals::install(stop.clone())?;
     let settings = Arc::new(settings);
     let ctx = Arc::new(Context {
         db,

@@ -35,6 +35,24 @@ async fn wait_exit(child: &mut Child, limit: Duration) -> Option<i32> {
     }
 }
 
+/// Waits until the daemon `child` holds the instance lock (its signal handlers are installed
+/// by then); the lock file's path.
+async fn wait_for_lock(env: &TestEnv, child: &Child) -> String {
+    let lock = format!("{}.lock", env.db_path().display());
+    let started = Instant::now();
+    while std::fs::read_to_string(&lock)
+        .map(|s| s.trim() != child.id().to_string())
+        .unwrap_or(true)
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the daemon never took the lock"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    lock
+}
+
 fn rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     status
@@ -270,13 +288,7 @@ async fn a_second_instance_exits_at_once_naming_the_holder() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let lock = format!("{}.lock", env.db_path().display());
-    while std::fs::read_to_string(&lock)
-        .map(|s| s.trim() != first.id().to_string())
-        .unwrap_or(true)
-    {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let lock = wait_for_lock(&env, &first).await;
     for args in [["run"], ["pull"], ["push"]] {
         let started = Instant::now();
         let out = env.run(&args).await;
@@ -296,35 +308,70 @@ async fn a_second_instance_exits_at_once_naming_the_holder() {
     );
 }
 
-#[tokio::test]
-async fn systemd_hears_ready_watchdog_pings_and_stopping_and_pings_stop_when_the_loop_hangs() {
-    let env = TestEnv::start(SimConfig::default(), "").await;
-    let socket_path = env.dir.path().join("notify.sock");
-    let socket = UnixDatagram::bind(&socket_path).unwrap();
-    socket
-        .set_read_timeout(Some(Duration::from_millis(200)))
-        .unwrap();
+/// A fake systemd notification socket in the test's temp dir.
+struct NotifySocket {
+    path: std::path::PathBuf,
+    socket: std::sync::Arc<UnixDatagram>,
+}
+
+impl NotifySocket {
+    fn bind(dir: &std::path::Path, name: &str) -> Self {
+        let path = dir.join(name);
+        let socket = UnixDatagram::bind(&path).unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        Self {
+            path,
+            socket: std::sync::Arc::new(socket),
+        }
+    }
+
+    /// Messages with their arrival time, for at most `window` or until `last` matches one.
+    async fn collect(&self, window: Duration, last: fn(&str) -> bool) -> Vec<(Duration, String)> {
+        let socket = self.socket.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut got = Vec::new();
+            let started = Instant::now();
+            let mut buf = [0u8; 4096];
+            while started.elapsed() < window {
+                if let Ok(n) = socket.recv(&mut buf) {
+                    let message = String::from_utf8_lossy(&buf[..n]).into_owned();
+                    let done = last(&message);
+                    got.push((started.elapsed(), message));
+                    if done {
+                        break;
+                    }
+                }
+            }
+            got
+        })
+        .await
+        .unwrap()
+    }
+}
+
+/// `d42sync run` under a fake systemd: `NOTIFY_SOCKET` and a 2 s watchdog.
+fn spawn_notified(env: &TestEnv, socket: &NotifySocket, failpoint: Option<&str>) -> Child {
     let mut cmd = env.command(&["run"]);
-    cmd.env("NOTIFY_SOCKET", &socket_path)
+    cmd.env("NOTIFY_SOCKET", &socket.path)
         .env("WATCHDOG_USEC", "2000000")
         .stdout(Stdio::null())
         .stderr(Stdio::null());
-    let mut child = cmd.spawn().unwrap();
-    let messages = tokio::task::spawn_blocking(move || {
-        let mut got: Vec<(Duration, String)> = Vec::new();
-        let started = Instant::now();
-        let mut buf = [0u8; 4096];
-        while started.elapsed() < Duration::from_secs(5) {
-            if let Ok(n) = socket.recv(&mut buf) {
-                got.push((
-                    started.elapsed(),
-                    String::from_utf8_lossy(&buf[..n]).into_owned(),
-                ));
-            }
-        }
-        (socket, got)
-    });
-    let (socket, got) = messages.await.unwrap();
+    if let Some(f) = failpoint {
+        cmd.env("D42SYNC_FAILPOINT", f);
+    }
+    cmd.spawn().unwrap()
+}
+
+#[tokio::test]
+async fn systemd_hears_ready_watchdog_pings_and_stopping() {
+    let env = TestEnv::start(SimConfig::default(), "").await;
+    let socket = NotifySocket::bind(env.dir.path(), "notify.sock");
+    let mut child = spawn_notified(&env, &socket, None);
+
+    let got = socket.collect(Duration::from_secs(5), |_| false).await;
+
     let ready_at = got
         .iter()
         .position(|m| m.1 == "READY=1")
@@ -352,59 +399,41 @@ async fn systemd_hears_ready_watchdog_pings_and_stopping_and_pings_stop_when_the
             "pings at least every second: {pings:?}"
         );
     }
+
     sigterm(&child);
-    let stopping = tokio::task::spawn_blocking(move || {
-        let mut buf = [0u8; 4096];
-        let started = Instant::now();
-        while started.elapsed() < Duration::from_secs(5) {
-            if let Ok(n) = socket.recv(&mut buf)
-                && &buf[..n] == b"STOPPING=1"
-            {
-                return true;
-            }
-        }
-        false
-    });
-    assert!(stopping.await.unwrap(), "STOPPING=1 on SIGTERM");
+    let stopping = socket
+        .collect(Duration::from_secs(5), |m| m == "STOPPING=1")
+        .await;
+
+    assert!(
+        stopping.iter().any(|m| m.1 == "STOPPING=1"),
+        "STOPPING=1 on SIGTERM: {stopping:?}"
+    );
     assert_eq!(
         wait_exit(&mut child, Duration::from_secs(10)).await,
         Some(0)
     );
+}
 
-    // A hung main loop stops feeding the watchdog.
-    let socket_path = env.dir.path().join("notify2.sock");
-    let socket = UnixDatagram::bind(&socket_path).unwrap();
-    socket
-        .set_read_timeout(Some(Duration::from_millis(200)))
-        .unwrap();
-    let mut cmd = env.command(&["run"]);
-    cmd.env("NOTIFY_SOCKET", &socket_path)
-        .env("WATCHDOG_USEC", "2000000")
-        .env("D42SYNC_FAILPOINT", "daemon.stall")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    let mut child = cmd.spawn().unwrap();
-    let got = tokio::task::spawn_blocking(move || {
-        let mut got: Vec<Duration> = Vec::new();
-        let started = Instant::now();
-        let mut buf = [0u8; 4096];
-        while started.elapsed() < Duration::from_secs(9) {
-            if let Ok(n) = socket.recv(&mut buf)
-                && &buf[..n] == b"WATCHDOG=1"
-            {
-                got.push(started.elapsed());
-            }
-        }
-        got
-    })
-    .await
-    .unwrap();
+#[tokio::test]
+async fn watchdog_pings_stop_when_the_main_loop_hangs() {
+    let env = TestEnv::start(SimConfig::default(), "").await;
+    let socket = NotifySocket::bind(env.dir.path(), "notify.sock");
+    let mut child = spawn_notified(&env, &socket, Some("daemon.stall"));
+
+    let got = socket.collect(Duration::from_secs(9), |_| false).await;
+
     let _ = child.kill();
     let _ = child.wait();
-    let last = *got.last().expect("pings before the stall");
+    let pings: Vec<Duration> = got
+        .iter()
+        .filter(|m| m.1 == "WATCHDOG=1")
+        .map(|m| m.0)
+        .collect();
+    let last = *pings.last().expect("pings before the stall");
     assert!(
         last < Duration::from_secs(6),
-        "pings stop once the loop hangs (stall after 3 s): {got:?}"
+        "pings stop once the loop hangs (stall after 3 s): {pings:?}"
     );
 }
 
@@ -447,13 +476,7 @@ async fn sighup_applies_a_valid_config_and_keeps_the_running_one_when_invalid() 
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let lock = format!("{}.lock", env.db_path().display());
-    while std::fs::read_to_string(&lock)
-        .map(|s| s.trim() != child.id().to_string())
-        .unwrap_or(true)
-    {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for_lock(&env, &child).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     // SAFETY: kill(2) with a pid we own and a valid signal number.
     let hup = |child: &Child| unsafe { libc::kill(child.id() as i32, libc::SIGHUP) };

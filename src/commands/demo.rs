@@ -104,7 +104,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         ("Lab", "42 Research Way, Boston"),
         ("DC-West", "7 Server Rd, Reno"),
     ] {
-        let building = queue::NewBuilding {
+        let building = queue::BuildingFields {
             name: name.into(),
             address: Some(address.into()),
             ..Default::default()

@@ -159,7 +159,7 @@ async fn enqueue(settings: &Settings, args: EnqueueArgs) -> anyhow::Result<()> {
 }
 
 /// Checks what `enqueue-building` is given: a name, and numeric coordinates when given.
-pub fn validate_building(args: EnqueueArgs) -> anyhow::Result<queue::NewBuilding> {
+pub fn validate_building(args: EnqueueArgs) -> anyhow::Result<queue::BuildingFields> {
     let name = args.name.trim().to_string();
     if name.is_empty() {
         anyhow::bail!("--name must not be empty");
@@ -177,7 +177,7 @@ pub fn validate_building(args: EnqueueArgs) -> anyhow::Result<queue::NewBuilding
             }
         }
     }
-    Ok(queue::NewBuilding {
+    Ok(queue::BuildingFields {
         name,
         address: args.address,
         contact_name: args.contact_name,

@@ -145,7 +145,7 @@ async fn send_one(
     settings: &BuildingsSettings,
     row: QueuedBuilding,
 ) -> anyhow::Result<Outcome> {
-    let result = client.post_building(&row.form_fields()).await;
+    let result = client.post_building(&row.fields.form_fields()).await;
     crate::failpoint::hit("push.after_response");
     let attempts = u32::try_from(row.attempts).unwrap_or(u32::MAX);
     match result {
@@ -177,7 +177,7 @@ async fn send_one(
             } else {
                 e.to_string()
             };
-            tracing::warn!(id = row.id, name = %row.name, error = %error, "building dead-lettered");
+            tracing::warn!(id = row.id, name = %row.fields.name, error = %error, "building dead-lettered");
             queue::mark_dead(db, row.id, &error).await?;
             Ok(Outcome::Dead)
         }

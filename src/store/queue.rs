@@ -9,10 +9,9 @@ use crate::time::now_iso;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
-/// A queue row as the daemon sends it.
-#[derive(Debug, Clone, sqlx::FromRow, Serialize)]
-pub struct QueuedBuilding {
-    pub id: i64,
+/// The fields of a building that other tools set; only `name` is required.
+#[derive(Debug, Clone, Default, sqlx::FromRow, Serialize)]
+pub struct BuildingFields {
     pub name: String,
     pub address: Option<String>,
     pub contact_name: Option<String>,
@@ -21,10 +20,9 @@ pub struct QueuedBuilding {
     pub latitude: Option<String>,
     pub longitude: Option<String>,
     pub groups: Option<String>,
-    pub attempts: i64,
 }
 
-impl QueuedBuilding {
+impl BuildingFields {
     /// The form fields to send: `name` and every optional field that is set and not blank.
     pub fn form_fields(&self) -> Vec<(&'static str, &str)> {
         let optional = [
@@ -46,21 +44,21 @@ impl QueuedBuilding {
     }
 }
 
-/// A building to enqueue.
-#[derive(Debug, Clone, Default)]
-pub struct NewBuilding {
-    pub name: String,
-    pub address: Option<String>,
-    pub contact_name: Option<String>,
-    pub contact_phone: Option<String>,
-    pub notes: Option<String>,
-    pub latitude: Option<String>,
-    pub longitude: Option<String>,
-    pub groups: Option<String>,
+/// A claimed queue row as the daemon sends it.
+#[derive(Debug, Clone, sqlx::FromRow, Serialize)]
+pub struct QueuedBuilding {
+    /// The row id.
+    pub id: i64,
+    /// What to send.
+    #[sqlx(flatten)]
+    #[serde(flatten)]
+    pub fields: BuildingFields,
+    /// Attempts so far, this one included.
+    pub attempts: i64,
 }
 
 /// Inserts a row; returns its id.
-pub async fn enqueue(db: &Db, b: &NewBuilding) -> Result<i64, StoreError> {
+pub async fn enqueue(db: &Db, b: &BuildingFields) -> Result<i64, StoreError> {
     let mut tx = db.begin_write().await?;
     let id = sqlx::query_scalar(
         "INSERT INTO building_queue (name, address, contact_name, contact_phone, notes, latitude, longitude, groups) \

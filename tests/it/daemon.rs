@@ -527,3 +527,58 @@ async fn sighup_applies_a_valid_config_and_keeps_the_running_one_when_invalid() 
     );
     assert!(stderr.contains("config reloaded"), "{stderr}");
 }
+
+#[tokio::test]
+async fn healthz_turns_unhealthy_when_pulls_keep_failing() {
+    let port = free_port();
+    let env = TestEnv::start(
+        SimConfig::default(),
+        &format!(
+            "[devices]\nschedule = \"*/2 * * * * *\"\n[metrics]\nlisten = \"127.0.0.1:{port}\""
+        ),
+    )
+    .await;
+    env.sim.inject(d42sync::sim::FaultRule {
+        path_prefix: "/api/2.0/devices/".into(),
+        method: None,
+        fault: d42sync::sim::Fault::MalformedJson,
+        times: 1_000,
+        skip: 0,
+    });
+    let mut child = env
+        .command(&["run"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_lock(&env, &child).await;
+    let url = format!("http://127.0.0.1:{port}/healthz");
+    let started = Instant::now();
+    let mut first = None;
+    while started.elapsed() < Duration::from_secs(12) {
+        if let Ok(r) = http_client().get(&url).send().await {
+            let status = r.status().as_u16();
+            let body = r.text().await.unwrap();
+            first.get_or_insert(status);
+            if status == 503 {
+                assert!(body.contains("last successful pull"), "{body}");
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert_eq!(first, Some(200), "healthy within the first three periods");
+    let last = http_client()
+        .get(&url)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16();
+    sigterm(&child);
+    assert_eq!(
+        wait_exit(&mut child, Duration::from_secs(10)).await,
+        Some(0)
+    );
+    assert_eq!(last, 503, "three periods (6 s) without a successful pull");
+}

@@ -141,7 +141,10 @@ async fn pull_and_apply(
         allow_mass_delete: options.allow_mass_delete,
     };
     crate::failpoint::hit("pull.before_apply");
-    Ok(stage.apply(run_id, items, guard).await?)
+    let started = Instant::now();
+    let outcome = stage.apply(run_id, items, guard).await?;
+    tracing::debug!(ms = started.elapsed().as_millis() as u64, "snapshot applied");
+    Ok(outcome)
 }
 
 /// One pass over every page into the (empty) stage; the number of devices on success.
@@ -261,7 +264,9 @@ async fn stage_page(
             },
         })
         .collect();
+    let started = Instant::now();
     let inserted = stage.stage(&rows).await?;
+    tracing::trace!(offset = page.offset, rows = rows.len(), ms = started.elapsed().as_millis() as u64, "page staged");
     if inserted < rows.len() as u64 {
         return Err(PullError::Drift(format!(
             "{} device ids repeated at offset {}",
@@ -284,10 +289,12 @@ async fn fetch(
     if !settings.include_cols.is_empty() {
         query.push(("include_cols", settings.include_cols.join(",")));
     }
+    let started = Instant::now();
     let body = tokio::select! {
         body = client.get(&settings.endpoint, &query) => body?,
         () = cancel.cancelled() => return Err(PullError::Cancelled),
     };
+    tracing::debug!(offset, bytes = body.bytes.len(), ms = started.elapsed().as_millis() as u64, "page fetched");
     let parsed = d42::models::parse_device_page(&body.bytes).map_err(|cause| body.bad(cause))?;
     if std::str::from_utf8(&body.bytes).is_err() {
         return Err(body.bad("body is not valid utf-8").into());

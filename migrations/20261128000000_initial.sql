@@ -1,25 +1,27 @@
 -- The inventory as last pulled: one row per device, the record exactly as Device42 sent it.
--- The typed columns are derived from `raw` (virtual generated columns), so they can never disagree
--- with it and cost nothing to write. v2 and v1 field names are both understood.
+-- The typed columns are derived from `raw` when the record is written (v2 and v1 field names are
+-- both understood: os_name/os, os_version/osver, hardware/hw_model), so reports can filter on
+-- them without parsing JSON; anything else is reachable with json_extract(raw, '$.field').
 CREATE TABLE devices (
     device_id     INTEGER PRIMARY KEY,
     raw           TEXT    NOT NULL,
     raw_hash      INTEGER NOT NULL,  -- xxh3-64 of raw: an unchanged record is not rewritten
     first_seen    TEXT    NOT NULL,
     last_changed  TEXT    NOT NULL,
-    name          TEXT GENERATED ALWAYS AS (json_extract(raw, '$.name')) VIRTUAL,
-    type          TEXT GENERATED ALWAYS AS (json_extract(raw, '$.type')) VIRTUAL,
-    serial_no     TEXT GENERATED ALWAYS AS (json_extract(raw, '$.serial_no')) VIRTUAL,
-    asset_no      TEXT GENERATED ALWAYS AS (json_extract(raw, '$.asset_no')) VIRTUAL,
-    uuid          TEXT GENERATED ALWAYS AS (json_extract(raw, '$.uuid')) VIRTUAL,
-    in_service    INTEGER GENERATED ALWAYS AS (json_extract(raw, '$.in_service')) VIRTUAL,
-    service_level TEXT GENERATED ALWAYS AS (json_extract(raw, '$.service_level')) VIRTUAL,
-    customer      TEXT GENERATED ALWAYS AS (json_extract(raw, '$.customer')) VIRTUAL,
-    hardware      TEXT GENERATED ALWAYS AS (coalesce(json_extract(raw, '$.hardware'), json_extract(raw, '$.hw_model'))) VIRTUAL,
-    os_name       TEXT GENERATED ALWAYS AS (coalesce(json_extract(raw, '$.os_name'), json_extract(raw, '$.os'))) VIRTUAL,
-    os_version    TEXT GENERATED ALWAYS AS (coalesce(json_extract(raw, '$.os_version'), json_extract(raw, '$.osver'))) VIRTUAL,
-    last_updated  TEXT GENERATED ALWAYS AS (json_extract(raw, '$.last_updated')) VIRTUAL
+    name          TEXT,
+    type          TEXT,
+    serial_no     TEXT,
+    asset_no      TEXT,
+    uuid          TEXT,
+    in_service    INTEGER,
+    service_level TEXT,
+    customer      TEXT,
+    hardware      TEXT,
+    os_name       TEXT,
+    os_version    TEXT,
+    last_updated  TEXT
 );
+CREATE INDEX devices_by_name ON devices (name);
 
 -- One row per job run.
 CREATE TABLE sync_runs (

@@ -5,6 +5,7 @@
 //! - [`cli`]: the command line (clap definitions only).
 //! - [`config`]: typed, validated settings; the only code that reads config files and environment.
 //! - [`telemetry`]: tracing setup, JSON or text.
+//! - [`device`]: the typed columns derived from a device record.
 //! - [`d42`]: the Device42 API: HTTP client, token lifecycle, retries, response models. No SQL.
 //! - [`store`]: SQLite: pool and pragmas, migrations, one module per table. No HTTP.
 //! - [`jobs`]: the pull and push jobs, the only place where [`d42`] and [`store`] meet.
@@ -19,6 +20,7 @@ pub mod commands;
 pub mod config;
 pub mod d42;
 pub mod daemon;
+pub mod device;
 pub mod failpoint;
 pub mod httpd;
 pub mod jobs;

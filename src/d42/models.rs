@@ -2,6 +2,7 @@
 //! string, the devices list key in either case, `total_count` sometimes absent, building ids in
 //! `msg[1]`. Device records are not modelled: each is kept as the exact JSON text it arrived as.
 
+use crate::device::DeviceColumns;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::Value;
@@ -74,13 +75,15 @@ pub fn parse_token(body: &[u8]) -> Result<TokenGrant, String> {
     })
 }
 
-/// One device of a page: its id and its record exactly as sent.
-#[derive(Debug, Clone, Copy)]
+/// One device of a page: its id, its record exactly as sent, and its common fields.
+#[derive(Debug, Clone)]
 pub struct DeviceItem<'a> {
     /// Device42's `device_id`.
     pub device_id: i64,
     /// The item's JSON text, byte for byte.
     pub raw: &'a str,
+    /// The common fields, typed.
+    pub columns: DeviceColumns,
 }
 
 /// One page of a devices list.
@@ -94,9 +97,69 @@ pub struct DevicePage<'a> {
     pub items: Vec<DeviceItem<'a>>,
 }
 
+/// The fields of a record that are read; everything else is skipped (and kept in `raw`).
 #[derive(Deserialize)]
-struct IdOnly {
+struct Fields {
     device_id: Option<Value>,
+    name: Option<Value>,
+    #[serde(rename = "type")]
+    kind: Option<Value>,
+    serial_no: Option<Value>,
+    asset_no: Option<Value>,
+    uuid: Option<Value>,
+    in_service: Option<Value>,
+    service_level: Option<Value>,
+    customer: Option<Value>,
+    hardware: Option<Value>,
+    hw_model: Option<Value>,
+    os_name: Option<Value>,
+    os: Option<Value>,
+    os_version: Option<Value>,
+    osver: Option<Value>,
+    last_updated: Option<Value>,
+}
+
+impl Fields {
+    fn columns(self) -> DeviceColumns {
+        DeviceColumns {
+            name: text(self.name),
+            kind: text(self.kind),
+            serial_no: text(self.serial_no),
+            asset_no: text(self.asset_no),
+            uuid: text(self.uuid),
+            in_service: flag(self.in_service),
+            service_level: text(self.service_level),
+            customer: text(self.customer),
+            hardware: text(self.hardware).or_else(|| text(self.hw_model)),
+            os_name: text(self.os_name).or_else(|| text(self.os)),
+            os_version: text(self.os_version).or_else(|| text(self.osver)),
+            last_updated: text(self.last_updated),
+        }
+    }
+}
+
+/// A JSON value as column text: strings as they are, numbers and booleans printed, lists and
+/// objects as JSON, null as NULL.
+fn text(v: Option<Value>) -> Option<String> {
+    match v? {
+        Value::Null => None,
+        Value::String(s) => Some(s),
+        other => Some(other.to_string()),
+    }
+}
+
+/// A yes/no field as 1/0, whether Device42 sent a bool, a number or "yes"/"no".
+fn flag(v: Option<Value>) -> Option<i64> {
+    match v? {
+        Value::Bool(b) => Some(i64::from(b)),
+        Value::Number(n) => n.as_i64().map(|n| i64::from(n != 0)),
+        Value::String(s) => match s.trim().to_ascii_lowercase().as_str() {
+            "yes" | "true" | "1" => Some(1),
+            "no" | "false" | "0" => Some(0),
+            _ => None,
+        },
+        _ => None,
+    }
 }
 
 /// Parses a devices page, finding the list key case-insensitively. `Err` is the cause.
@@ -128,9 +191,9 @@ pub fn parse_device_page(body: &[u8]) -> Result<DevicePage<'_>, String> {
         .map_err(|e| format!("devices is not a list of objects: {e}"))?;
     let mut items = Vec::with_capacity(raw_items.len());
     for (i, raw) in raw_items.into_iter().enumerate() {
-        let id: IdOnly = serde_json::from_str(raw.get())
-            .map_err(|e| format!("item {i} is not an object: {e}"))?;
-        let device_id = match id.device_id {
+        let mut fields: Fields = serde_json::from_str(raw.get())
+            .map_err(|e| format!("item {i} is not a device object: {e}"))?;
+        let device_id = match fields.device_id.take() {
             None | Some(Value::Null) => return Err(format!("item {i} has no device_id")),
             Some(v) => v.as_i64().ok_or_else(|| {
                 format!(
@@ -142,6 +205,7 @@ pub fn parse_device_page(body: &[u8]) -> Result<DevicePage<'_>, String> {
         items.push(DeviceItem {
             device_id,
             raw: raw.get(),
+            columns: fields.columns(),
         });
     }
     Ok(DevicePage {
@@ -230,6 +294,23 @@ mod tests {
             parse_device_page(br#"{"Devices": [{"device_id": 1}"#)
                 .unwrap_err()
                 .contains("malformed json")
+        );
+    }
+
+    #[test]
+    fn typed_columns_understand_both_api_versions_and_loose_types() {
+        let v1 = br#"{"Devices": [{"device_id": 7, "id": 7, "name": "a", "type": "physical", "os": "Debian", "osver": "12", "hw_model": "R640", "in_service": "yes", "asset_no": 123, "tags": ["x"]}]}"#;
+        let c = &parse_device_page(v1).unwrap().items[0].columns;
+        assert_eq!(c.os_name.as_deref(), Some("Debian"));
+        assert_eq!(c.os_version.as_deref(), Some("12"));
+        assert_eq!(c.hardware.as_deref(), Some("R640"));
+        assert_eq!(c.in_service, Some(1));
+        assert_eq!(c.asset_no.as_deref(), Some("123"));
+        let v2 = br#"{"Devices": [{"device_id": 8, "os_name": "Windows", "in_service": false, "serial_no": null}]}"#;
+        let c = &parse_device_page(v2).unwrap().items[0].columns;
+        assert_eq!(
+            (c.os_name.as_deref(), c.in_service, c.serial_no.as_deref()),
+            (Some("Windows"), Some(0), None)
         );
     }
 

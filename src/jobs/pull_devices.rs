@@ -11,6 +11,7 @@
 use super::RunReport;
 use crate::config::DevicesSettings;
 use crate::d42::{self, Client};
+use crate::device::DeviceColumns;
 use crate::metrics::METRICS;
 use crate::store::Db;
 use crate::store::devices::{self, ApplyOutcome, DeleteGuard, PullStage, StageRow};
@@ -48,8 +49,20 @@ struct FetchedPage {
     body: Vec<u8>,
     total_count: Option<u64>,
     limit: Option<u64>,
-    /// (device_id, hash of the raw record, byte range of the record in `body`).
-    items: Vec<(i64, i64, std::ops::Range<usize>)>,
+    /// Each device in page order.
+    items: Vec<FetchedItem>,
+}
+
+/// One device of a fetched page.
+struct FetchedItem {
+    /// Device42's id.
+    device_id: i64,
+    /// Hash of the raw record.
+    hash: i64,
+    /// Where the record's JSON lies in the page body.
+    range: std::ops::Range<usize>,
+    /// The typed columns derived from it.
+    columns: DeviceColumns,
 }
 
 /// Runs one pull and records it in `sync_runs`. Logs one INFO line on success, one WARN line
@@ -143,7 +156,10 @@ async fn pull_and_apply(
     crate::failpoint::hit("pull.before_apply");
     let started = Instant::now();
     let outcome = stage.apply(run_id, items, guard).await?;
-    tracing::debug!(ms = started.elapsed().as_millis() as u64, "snapshot applied");
+    tracing::debug!(
+        ms = started.elapsed().as_millis() as u64,
+        "snapshot applied"
+    );
     Ok(outcome)
 }
 
@@ -235,38 +251,47 @@ async fn stage_page(
     let items = match (*last_id, page.items.first()) {
         (None, _) => &page.items[..],
         (Some(_), None) => return Ok(0),
-        (Some(prev), Some(first)) if first.0 == prev => &page.items[1..],
+        (Some(prev), Some(first)) if first.device_id == prev => &page.items[1..],
         (Some(prev), Some(first)) => {
             return Err(PullError::Drift(format!(
                 "the page at offset {} starts at device {} instead of {prev}: rows moved while paging",
-                page.offset, first.0
+                page.offset, first.device_id
             )));
         }
     };
     if let Some(last) = page.items.last() {
-        *last_id = Some(last.0);
+        *last_id = Some(last.device_id);
     }
     if items.is_empty() {
         return Ok(0);
     }
-    let lo = items.iter().map(|i| i.0).min().unwrap_or(0);
-    let hi = items.iter().map(|i| i.0).max().unwrap_or(0);
+    let lo = items.iter().map(|i| i.device_id).min().unwrap_or(0);
+    let hi = items.iter().map(|i| i.device_id).max().unwrap_or(0);
     let stored = stage.stored_hashes(lo, hi).await?;
     let rows: Vec<StageRow<'_>> = items
         .iter()
-        .map(|(device_id, hash, range)| StageRow {
-            device_id: *device_id,
-            raw_hash: *hash,
-            raw: match stored.get(device_id) {
-                Some(h) if h == hash => None,
-                // Ranges were cut from the body by the JSON parser at value boundaries.
-                _ => Some(std::str::from_utf8(&page.body[range.clone()]).unwrap_or_default()),
+        .map(|item| StageRow {
+            device_id: item.device_id,
+            raw_hash: item.hash,
+            record: match stored.get(&item.device_id) {
+                Some(h) if *h == item.hash => None,
+                // Ranges were cut from the body by the JSON parser at value boundaries, and the
+                // body was checked to be UTF-8.
+                _ => Some((
+                    std::str::from_utf8(&page.body[item.range.clone()]).unwrap_or_default(),
+                    &item.columns,
+                )),
             },
         })
         .collect();
     let started = Instant::now();
     let inserted = stage.stage(&rows).await?;
-    tracing::trace!(offset = page.offset, rows = rows.len(), ms = started.elapsed().as_millis() as u64, "page staged");
+    tracing::trace!(
+        offset = page.offset,
+        rows = rows.len(),
+        ms = started.elapsed().as_millis() as u64,
+        "page staged"
+    );
     if inserted < rows.len() as u64 {
         return Err(PullError::Drift(format!(
             "{} device ids repeated at offset {}",
@@ -294,7 +319,12 @@ async fn fetch(
         body = client.get(&settings.endpoint, &query) => body?,
         () = cancel.cancelled() => return Err(PullError::Cancelled),
     };
-    tracing::debug!(offset, bytes = body.bytes.len(), ms = started.elapsed().as_millis() as u64, "page fetched");
+    tracing::debug!(
+        offset,
+        bytes = body.bytes.len(),
+        ms = started.elapsed().as_millis() as u64,
+        "page fetched"
+    );
     let parsed = d42::models::parse_device_page(&body.bytes).map_err(|cause| body.bad(cause))?;
     if std::str::from_utf8(&body.bytes).is_err() {
         return Err(body.bad("body is not valid utf-8").into());
@@ -302,11 +332,15 @@ async fn fetch(
     let base = body.bytes.as_ptr() as usize;
     let items = parsed
         .items
-        .iter()
+        .into_iter()
         .map(|item| {
             let start = item.raw.as_ptr() as usize - base;
-            let hash = xxhash_rust::xxh3::xxh3_64(item.raw.as_bytes()) as i64;
-            (item.device_id, hash, start..start + item.raw.len())
+            FetchedItem {
+                device_id: item.device_id,
+                hash: xxhash_rust::xxh3::xxh3_64(item.raw.as_bytes()) as i64,
+                range: start..start + item.raw.len(),
+                columns: item.columns,
+            }
         })
         .collect();
     let (total_count, limit) = (parsed.total_count, parsed.limit);

@@ -8,14 +8,26 @@
 
 use super::runs::{self, RunCounts, RunStatus};
 use super::{Db, StoreError};
+use crate::device::DeviceColumns;
 use crate::time::now_iso;
 use sqlx::pool::PoolConnection;
 use sqlx::{Connection, QueryBuilder, Sqlite};
 use std::collections::HashMap;
 
 /// Rows per multi-row INSERT into the staging table: a few hundred keeps statements short while
-/// amortising the per-statement cost (one INSERT per row is several times slower).
+/// amortising the per-statement cost (one INSERT per row is several times slower). 15 values a
+/// row stay far below SQLite's limit of 32 766 bound values.
 const STAGE_CHUNK: usize = 250;
+
+/// The staging table: the fixed columns, then the typed ones in [`TYPED`] order.
+const CREATE_STAGE: &str = "CREATE TEMP TABLE IF NOT EXISTS pull_stage (device_id INTEGER PRIMARY KEY, \
+     raw_hash INTEGER NOT NULL, raw TEXT, in_service INTEGER, name TEXT, type TEXT, serial_no TEXT, \
+     asset_no TEXT, uuid TEXT, service_level TEXT, customer TEXT, hardware TEXT, os_name TEXT, \
+     os_version TEXT, last_updated TEXT)";
+
+/// The typed columns as a SQL list: `in_service`, then [`DeviceColumns::TEXT_COLUMNS`].
+const TYPED: &str = "in_service, name, type, serial_no, asset_no, uuid, service_level, customer, \
+     hardware, os_name, os_version, last_updated";
 
 /// One device as received, ready to stage.
 #[derive(Debug, Clone, Copy)]
@@ -24,9 +36,9 @@ pub struct StageRow<'a> {
     pub device_id: i64,
     /// Hash of the raw record, compared with the stored one.
     pub raw_hash: i64,
-    /// The record exactly as sent; `None` when the stored record has the same hash (nothing to
-    /// write for it, only its id is kept to know it still exists).
-    pub raw: Option<&'a str>,
+    /// The record exactly as sent and its typed columns; `None` when the stored record has the
+    /// same hash (nothing to write for it, only its id is kept to know it still exists).
+    pub record: Option<(&'a str, &'a DeviceColumns)>,
 }
 
 /// What applying a staged pull did.
@@ -63,12 +75,7 @@ impl PullStage {
     /// Takes a connection and creates an empty staging table on it.
     pub async fn new(db: &Db) -> Result<Self, StoreError> {
         let mut conn = db.pool.acquire().await?;
-        sqlx::query(
-            "CREATE TEMP TABLE IF NOT EXISTS pull_stage \
-             (device_id INTEGER PRIMARY KEY, raw_hash INTEGER NOT NULL, raw TEXT)",
-        )
-        .execute(&mut *conn)
-        .await?;
+        sqlx::query(CREATE_STAGE).execute(&mut *conn).await?;
         sqlx::query("DELETE FROM temp.pull_stage")
             .execute(&mut *conn)
             .await?;
@@ -100,12 +107,25 @@ impl PullStage {
         let mut tx = self.conn.begin().await?;
         let mut inserted = 0;
         for chunk in rows.chunks(STAGE_CHUNK) {
-            let mut q: QueryBuilder<Sqlite> =
-                QueryBuilder::new("INSERT INTO temp.pull_stage (device_id, raw_hash, raw) ");
+            let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(format!(
+                "INSERT INTO temp.pull_stage (device_id, raw_hash, raw, {TYPED}) "
+            ));
             q.push_values(chunk, |mut b, row| {
-                b.push_bind(row.device_id)
-                    .push_bind(row.raw_hash)
-                    .push_bind(row.raw);
+                b.push_bind(row.device_id).push_bind(row.raw_hash);
+                match row.record {
+                    Some((raw, columns)) => {
+                        b.push_bind(raw).push_bind(columns.in_service);
+                        for text in columns.texts() {
+                            b.push_bind(text);
+                        }
+                    }
+                    None => {
+                        b.push_bind(None::<&str>).push_bind(None::<i64>);
+                        for _ in DeviceColumns::TEXT_COLUMNS {
+                            b.push_bind(None::<&str>);
+                        }
+                    }
+                }
             });
             q.push(" ON CONFLICT (device_id) DO NOTHING");
             inserted += q
@@ -215,13 +235,26 @@ impl PullStage {
         .bind(&now)
         .execute(&mut *tx)
         .await?;
-        sqlx::query(
-            "INSERT INTO devices (device_id, raw, raw_hash, first_seen, last_changed) \
-             SELECT device_id, raw, raw_hash, ?1, ?1 FROM temp.pull_stage WHERE raw IS NOT NULL \
-             ORDER BY device_id \
-             ON CONFLICT (device_id) DO UPDATE SET raw = excluded.raw, raw_hash = excluded.raw_hash, \
-             last_changed = excluded.last_changed",
-        )
+        // Changed records first, then new ones: two plain statements are cheaper than an upsert.
+        sqlx::query(&format!(
+            "UPDATE devices SET raw = s.raw, raw_hash = s.raw_hash, last_changed = ?1, {} \
+             FROM temp.pull_stage s WHERE s.raw IS NOT NULL AND devices.device_id = s.device_id",
+            TYPED
+                .split(", ")
+                .map(|c| format!("{c} = s.{c}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+        .bind(&now)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(&format!(
+            "INSERT INTO devices (device_id, raw, raw_hash, first_seen, last_changed, {TYPED}) \
+             SELECT s.device_id, s.raw, s.raw_hash, ?1, ?1, {TYPED} FROM temp.pull_stage s \
+             WHERE s.raw IS NOT NULL \
+             AND NOT EXISTS (SELECT 1 FROM devices d WHERE d.device_id = s.device_id) \
+             ORDER BY s.device_id"
+        ))
         .bind(&now)
         .execute(&mut *tx)
         .await?;

@@ -42,6 +42,21 @@ fn expected(env: &TestEnv) -> Vec<(i64, String)> {
         .rendered_devices(&s.devices.endpoint, &s.devices.include_cols)
 }
 
+/// Rows whose typed columns do not match what their raw record says.
+async fn typed_columns_disagreeing_with_raw(env: &TestEnv) -> i64 {
+    let db = env.db().await;
+    let n = sqlx::query_scalar(
+        "SELECT count(*) FROM devices WHERE name IS NOT json_extract(raw, '$.name') \
+         OR type IS NOT json_extract(raw, '$.type') OR serial_no IS NOT json_extract(raw, '$.serial_no') \
+         OR os_name IS NOT json_extract(raw, '$.os_name') OR in_service IS NOT json_extract(raw, '$.in_service')",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    db.close().await;
+    n
+}
+
 async fn change_counts(env: &TestEnv) -> HashMap<String, i64> {
     let db = env.db().await;
     let rows: Vec<(String, i64)> =
@@ -57,7 +72,7 @@ async fn change_counts(env: &TestEnv) -> HashMap<String, i64> {
 async fn a_pull_mirrors_ten_thousand_devices_exactly_and_a_second_pull_writes_nothing() {
     let env = TestEnv::start(
         sim(10_000),
-        "[devices]\ninclude_cols = [\"notes\", \"tags\", \"custom_fields\"]",
+        "[devices]\ninclude_cols = [\"notes\", \"tags\", \"custom_fields\", \"os_name\", \"in_service\"]",
     )
     .await;
 
@@ -76,6 +91,7 @@ async fn a_pull_mirrors_ten_thousand_devices_exactly_and_a_second_pull_writes_no
             .unwrap();
     db.close().await;
     assert_eq!(change_counts(&env).await.get("added"), Some(&10_000));
+    assert_eq!(typed_columns_disagreeing_with_raw(&env).await, 0);
 
     assert_eq!(pull(&env).await, Ok("ok"));
     let db = env.db().await;
@@ -111,6 +127,7 @@ async fn upstream_edits_additions_and_deletions_appear_in_the_change_log() {
     assert_eq!(pull(&env).await, Ok("ok"));
 
     let db = env.db().await;
+    assert_eq!(typed_columns_disagreeing_with_raw(&env).await, 0);
     assert!(
         stored_devices(&db).await == expected(&env),
         "equal to the simulator after the changes"

@@ -7,7 +7,6 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::Value;
 use serde_json::value::RawValue;
-use std::collections::HashMap;
 
 /// Device42's `code` field, which arrives as `0` or `"0"`.
 pub fn code_of(v: &Value) -> Option<i64> {
@@ -162,33 +161,69 @@ fn flag(v: Option<Value>) -> Option<i64> {
     }
 }
 
+/// The top level of a devices page, read in one pass: the list (under a key matched
+/// case-insensitively, as Device42 spells it both ways) kept as raw items, the counts as values,
+/// every other key skipped.
+struct PageTop<'a> {
+    devices: Option<Vec<&'a RawValue>>,
+    total_count: Option<Value>,
+    limit: Option<Value>,
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for PageTop<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct TopVisitor<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for TopVisitor<'a> {
+            type Value = PageTop<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a devices page object")
+            }
+            fn visit_map<M: serde::de::MapAccess<'de>>(
+                self,
+                mut map: M,
+            ) -> Result<PageTop<'a>, M::Error> {
+                let mut top = PageTop {
+                    devices: None,
+                    total_count: None,
+                    limit: None,
+                };
+                while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                    if key.eq_ignore_ascii_case("devices") {
+                        top.devices = Some(map.next_value()?);
+                    } else if key == "total_count" {
+                        top.total_count = Some(map.next_value()?);
+                    } else if key == "limit" {
+                        top.limit = Some(map.next_value()?);
+                    } else {
+                        map.next_value::<serde::de::IgnoredAny>()?;
+                    }
+                }
+                Ok(top)
+            }
+        }
+        deserializer.deserialize_map(TopVisitor(std::marker::PhantomData))
+    }
+}
+
+/// A count that Device42 may send as a number or a numeric string.
+fn count(key: &str, v: Option<Value>) -> Result<Option<u64>, String> {
+    match v {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => v
+            .as_u64()
+            .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+            .map(Some)
+            .ok_or_else(|| format!("{key} is not a number")),
+    }
+}
+
 /// Parses a devices page, finding the list key case-insensitively. `Err` is the cause.
 pub fn parse_device_page(body: &[u8]) -> Result<DevicePage<'_>, String> {
-    let top: HashMap<String, &RawValue> =
+    let top: PageTop<'_> =
         serde_json::from_slice(body).map_err(|e| format!("malformed json: {e}"))?;
-    let number = |key: &str| -> Result<Option<u64>, String> {
-        match top.get(key) {
-            None => Ok(None),
-            Some(raw) => match serde_json::from_str::<Value>(raw.get()) {
-                Ok(Value::Null) => Ok(None),
-                Ok(v) => v
-                    .as_u64()
-                    .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
-                    .map(Some)
-                    .ok_or_else(|| format!("{key} is not a number")),
-                Err(e) => Err(format!("{key}: {e}")),
-            },
-        }
-    };
-    let total_count = number("total_count")?;
-    let limit = number("limit")?;
-    let list = top
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case("devices"))
-        .map(|(_, v)| *v)
-        .ok_or("no devices list in the answer")?;
-    let raw_items: Vec<&RawValue> = serde_json::from_str(list.get())
-        .map_err(|e| format!("devices is not a list of objects: {e}"))?;
+    let total_count = count("total_count", top.total_count)?;
+    let limit = count("limit", top.limit)?;
+    let raw_items = top.devices.ok_or("no devices list in the answer")?;
     let mut items = Vec::with_capacity(raw_items.len());
     for (i, raw) in raw_items.into_iter().enumerate() {
         let mut fields: Fields = serde_json::from_str(raw.get())

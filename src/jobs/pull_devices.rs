@@ -17,8 +17,10 @@ use crate::store::Db;
 use crate::store::devices::{self, ApplyOutcome, DeleteGuard, PullStage, StageRow};
 use crate::store::runs::{self, Job, RunCounts, RunStatus};
 use futures::StreamExt;
+use std::collections::HashMap;
 use std::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::AbortOnDropHandle;
 use tracing::Instrument;
 
 /// Options of one pull.
@@ -176,6 +178,14 @@ async fn pull_once(
     cancel: &CancellationToken,
 ) -> Result<i64, PullError> {
     let asked = u64::from(settings.page_size);
+    let advance_guess = if asked > 1 { asked - 1 } else { asked };
+    // The next pages go out with the first one, on the guess that the server honours `limit`
+    // and the inventory spans them: on a slow link that saves a whole round trip. A wrong guess
+    // costs a few requests that are thrown away (aborted when dropped).
+    let mut early: HashMap<u64, Fetching> = (1..settings.concurrency as u64)
+        .map(|k| k * advance_guess)
+        .map(|offset| (offset, spawn_fetch(client, settings, offset, asked, cancel)))
+        .collect();
     let first = fetch(client, settings, 0, asked, cancel).await?;
     let total = first.total_count;
     let short_first =
@@ -199,13 +209,14 @@ async fn pull_once(
                 .map(|k| k * advance)
                 .take_while(|o| o + (step - advance) < total)
                 .collect();
+            if step != asked {
+                early.clear();
+            }
             let mut pages = futures::stream::iter(offsets)
                 .map(|offset| {
-                    let (client, settings, cancel) =
-                        (client.clone(), settings.clone(), cancel.clone());
-                    tokio::spawn(
-                        async move { fetch(&client, &settings, offset, step, &cancel).await },
-                    )
+                    early
+                        .remove(&offset)
+                        .unwrap_or_else(|| spawn_fetch(client, settings, offset, step, cancel))
                 })
                 .buffered(settings.concurrency);
             while let Some(joined) = pages.next().await {
@@ -300,6 +311,23 @@ async fn stage_page(
         )));
     }
     Ok(inserted)
+}
+
+/// A page fetch running on its own task; dropping it aborts the fetch.
+type Fetching = AbortOnDropHandle<Result<FetchedPage, PullError>>;
+
+/// Starts fetching a page on a worker thread.
+fn spawn_fetch(
+    client: &Client,
+    settings: &DevicesSettings,
+    offset: u64,
+    limit: u64,
+    cancel: &CancellationToken,
+) -> Fetching {
+    let (client, settings, cancel) = (client.clone(), settings.clone(), cancel.clone());
+    AbortOnDropHandle::new(tokio::spawn(async move {
+        fetch(&client, &settings, offset, limit, &cancel).await
+    }))
 }
 
 /// Fetches and parses one page (on a worker thread when spawned).

@@ -106,26 +106,38 @@ impl PullStage {
         // main database's write lock, so there is no lock upgrade to fail.
         let mut tx = self.conn.begin().await?;
         let mut inserted = 0;
-        for chunk in rows.chunks(STAGE_CHUNK) {
+        let changed: Vec<(&StageRow<'_>, &str, &DeviceColumns)> = rows
+            .iter()
+            .filter_map(|r| r.record.map(|(raw, columns)| (r, raw, columns)))
+            .collect();
+        for chunk in changed.chunks(STAGE_CHUNK) {
             let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(format!(
                 "INSERT INTO temp.pull_stage (device_id, raw_hash, raw, {TYPED}) "
             ));
+            q.push_values(chunk, |mut b, (row, raw, columns)| {
+                b.push_bind(row.device_id)
+                    .push_bind(row.raw_hash)
+                    .push_bind(*raw)
+                    .push_bind(columns.in_service);
+                for text in columns.texts() {
+                    b.push_bind(text);
+                }
+            });
+            q.push(" ON CONFLICT (device_id) DO NOTHING");
+            inserted += q
+                .build()
+                .persistent(true)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        }
+        // Unchanged devices: only their id (they still exist) and hash.
+        let unchanged: Vec<&StageRow<'_>> = rows.iter().filter(|r| r.record.is_none()).collect();
+        for chunk in unchanged.chunks(STAGE_CHUNK * 4) {
+            let mut q: QueryBuilder<Sqlite> =
+                QueryBuilder::new("INSERT INTO temp.pull_stage (device_id, raw_hash) ");
             q.push_values(chunk, |mut b, row| {
                 b.push_bind(row.device_id).push_bind(row.raw_hash);
-                match row.record {
-                    Some((raw, columns)) => {
-                        b.push_bind(raw).push_bind(columns.in_service);
-                        for text in columns.texts() {
-                            b.push_bind(text);
-                        }
-                    }
-                    None => {
-                        b.push_bind(None::<&str>).push_bind(None::<i64>);
-                        for _ in DeviceColumns::TEXT_COLUMNS {
-                            b.push_bind(None::<&str>);
-                        }
-                    }
-                }
             });
             q.push(" ON CONFLICT (device_id) DO NOTHING");
             inserted += q

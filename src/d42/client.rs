@@ -137,10 +137,8 @@ impl Client {
         })
     }
 
-    /// Obtains a token now (for `check-config --connect`), replacing any cached one.
+    /// Obtains a token now (for `check-config --connect`).
     pub async fn connect(&self) -> Result<(), Error> {
-        let (_, generation) = self.token().await?;
-        self.inner.tokens.invalidate(generation).await;
         self.token().await.map(|_| ())
     }
 

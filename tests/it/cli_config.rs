@@ -109,11 +109,7 @@ async fn check_config_connect_obtains_a_token() {
         stdout.contains("config ok") && stdout.contains("token obtained"),
         "{stdout}"
     );
-    assert_eq!(
-        env.sim.token_requests(),
-        2,
-        "connect obtains a fresh token after any cached one"
-    );
+    assert_eq!(env.sim.token_requests(), 1);
 }
 
 #[tokio::test]

@@ -75,6 +75,11 @@ impl PullStage {
     /// Takes a connection and creates an empty staging table on it.
     pub async fn new(db: &Db) -> Result<Self, StoreError> {
         let mut conn = db.pool.acquire().await?;
+        // The temp database gets the same page size as the main one, for the same reason
+        // (it only takes effect before the connection first uses temp storage).
+        sqlx::query(&format!("PRAGMA temp.page_size = {}", super::PAGE_SIZE))
+            .execute(&mut *conn)
+            .await?;
         sqlx::query(CREATE_STAGE).execute(&mut *conn).await?;
         sqlx::query("DELETE FROM temp.pull_stage")
             .execute(&mut *conn)

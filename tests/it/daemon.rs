@@ -476,8 +476,8 @@ async fn sighup_applies_a_valid_config_and_keeps_the_running_one_when_invalid() 
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    let log = capture(child.stderr.take().unwrap());
     wait_for_lock(&env, &child).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
     // SAFETY: kill(2) with a pid we own and a valid signal number.
     let hup = |child: &Child| unsafe { libc::kill(child.id() as i32, libc::SIGHUP) };
     let valid = std::fs::read_to_string(env.config_path()).unwrap();
@@ -488,11 +488,15 @@ async fn sighup_applies_a_valid_config_and_keeps_the_running_one_when_invalid() 
     )
     .unwrap();
     hup(&child);
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    wait_for_log(&log, "config reload refused").await;
+
     assert!(
         child.try_wait().unwrap().is_none(),
         "an invalid reload does not stop the daemon"
     );
+    let refused = log.lock().unwrap().clone();
+    let errors = crate::helpers::log_lines(&refused, "ERROR").join("\n");
+    assert!(errors.contains("buildings.schedule"), "{refused}");
 
     std::fs::write(
         env.config_path(),
@@ -500,6 +504,7 @@ async fn sighup_applies_a_valid_config_and_keeps_the_running_one_when_invalid() 
     )
     .unwrap();
     hup(&child);
+    wait_for_log(&log, "config reloaded").await;
     let out = env
         .run(&["enqueue-building", "--name", "after-reload"])
         .await;
@@ -518,14 +523,37 @@ async fn sighup_applies_a_valid_config_and_keeps_the_running_one_when_invalid() 
         wait_exit(&mut child, Duration::from_secs(10)).await,
         Some(0)
     );
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
-    let errors = crate::helpers::log_lines(&stderr, "ERROR").join("\n");
-    assert!(
-        errors.contains("config reload refused") && errors.contains("buildings.schedule"),
-        "{stderr}"
-    );
-    assert!(stderr.contains("config reloaded"), "{stderr}");
+}
+
+/// Collects a child's stderr as it is written.
+fn capture(stderr: std::process::ChildStderr) -> std::sync::Arc<std::sync::Mutex<String>> {
+    let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let sink = log.clone();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let mut log = sink.lock().unwrap();
+            log.push_str(&line);
+            log.push('\n');
+        }
+    });
+    log
+}
+
+/// Waits (at most 10 s) until the captured log contains `needle`.
+async fn wait_for_log(log: &std::sync::Mutex<String>, needle: &str) {
+    let started = Instant::now();
+    while !log.lock().unwrap().contains(needle) {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "no {needle:?} in: {}",
+            log.lock().unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 #[tokio::test]

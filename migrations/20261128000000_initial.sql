@@ -22,6 +22,8 @@ CREATE TABLE devices (
     last_updated  TEXT
 );
 CREATE INDEX devices_by_name ON devices (name);
+-- Lets a pull compare hashes and ids without reading the (wide) records.
+CREATE INDEX devices_by_hash ON devices (device_id, raw_hash);
 
 -- One row per job run.
 CREATE TABLE sync_runs (

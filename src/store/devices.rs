@@ -235,13 +235,6 @@ impl PullStage {
         )
         .execute(&mut *tx)
         .await?;
-        let (added, changed): (i64, i64) = sqlx::query_as(
-            "SELECT coalesce(sum(d.device_id IS NULL), 0), coalesce(sum(d.device_id IS NOT NULL), 0) \
-             FROM temp.pull_stage s LEFT JOIN devices d ON d.device_id = s.device_id \
-             WHERE s.raw IS NOT NULL",
-        )
-        .fetch_one(&mut *tx)
-        .await?;
         sqlx::query(
             "INSERT INTO device_changes (run_id, device_id, change, at, raw) \
              SELECT ?, s.device_id, CASE WHEN d.device_id IS NULL THEN 'added' ELSE 'changed' END, ?, s.raw \
@@ -252,20 +245,25 @@ impl PullStage {
         .bind(&now)
         .execute(&mut *tx)
         .await?;
-        // Changed records first, then new ones: two plain statements are cheaper than an upsert.
-        sqlx::query(&format!(
-            "UPDATE devices SET raw = s.raw, raw_hash = s.raw_hash, last_changed = ?1, {} \
-             FROM temp.pull_stage s WHERE s.raw IS NOT NULL AND devices.device_id = s.device_id",
-            TYPED
-                .split(", ")
-                .map(|c| format!("{c} = s.{c}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ))
-        .bind(&now)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(&format!(
+        // Changed records first, then new ones: two plain statements are cheaper than an upsert,
+        // and their row counts are the run's counts.
+        // Only ids go into the IN list; each changed row is then read by primary key (an
+        // `UPDATE ... FROM` would materialise every staged record first).
+        let changed = if stored == 0 {
+            0
+        } else {
+            sqlx::query(&format!(
+                "UPDATE devices SET (raw, raw_hash, last_changed, {TYPED}) = \
+                 (SELECT s.raw, s.raw_hash, ?1, {} FROM temp.pull_stage s WHERE s.device_id = devices.device_id) \
+                 WHERE device_id IN (SELECT device_id FROM temp.pull_stage WHERE raw IS NOT NULL)",
+                TYPED.split(", ").map(|c| format!("s.{c}")).collect::<Vec<_>>().join(", ")
+            ))
+            .bind(&now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected() as i64
+        };
+        let added = sqlx::query(&format!(
             "INSERT INTO devices (device_id, raw, raw_hash, first_seen, last_changed, {TYPED}) \
              SELECT s.device_id, s.raw, s.raw_hash, ?1, ?1, {TYPED} FROM temp.pull_stage s \
              WHERE s.raw IS NOT NULL \
@@ -274,7 +272,8 @@ impl PullStage {
         ))
         .bind(&now)
         .execute(&mut *tx)
-        .await?;
+        .await?
+        .rows_affected() as i64;
         let counts = RunCounts {
             items,
             added,

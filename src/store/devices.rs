@@ -296,12 +296,6 @@ pub async fn count(db: &Db) -> Result<i64, StoreError> {
 
 /// Deletes change rows recorded before `before`.
 pub async fn prune_changes(db: &Db, before: &str) -> Result<u64, StoreError> {
-    let mut tx = db.begin_write().await?;
-    let n = sqlx::query("DELETE FROM device_changes WHERE at < ?")
-        .bind(before)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-    tx.commit().await?;
-    Ok(n)
+    db.execute_write(sqlx::query("DELETE FROM device_changes WHERE at < ?").bind(before))
+        .await
 }

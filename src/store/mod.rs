@@ -108,6 +108,17 @@ impl Db {
         Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
     }
 
+    /// Runs one statement in a write transaction of its own; the rows it changed.
+    pub async fn execute_write<'q>(
+        &self,
+        statement: sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
+    ) -> Result<u64, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let n = statement.execute(&mut *tx).await?.rows_affected();
+        tx.commit().await?;
+        Ok(n)
+    }
+
     /// `PRAGMA integrity_check`: `"ok"` for a healthy file.
     pub async fn integrity_check(&self) -> Result<String, StoreError> {
         let (result,): (String,) = sqlx::query_as("PRAGMA integrity_check")

@@ -81,31 +81,19 @@ pub async fn enqueue(db: &Db, b: &BuildingFields) -> Result<i64, StoreError> {
 /// Returns rows left `sending` by a process that died to `pending` (the upsert makes a resend
 /// safe). Only call it while holding the single-instance lock.
 pub async fn recover_sending(db: &Db) -> Result<u64, StoreError> {
-    let mut tx = db.begin_write().await?;
-    let n = sqlx::query(
+    db.execute_write(sqlx::query(
         "UPDATE building_queue SET status = 'pending', next_attempt_at = NULL, updated_at = ? WHERE status = 'sending'",
     )
-    .bind(now_iso())
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
-    tx.commit().await?;
-    Ok(n)
+    .bind(now_iso())).await
 }
 
 /// Marks pending rows that can never be sent (a blank name) as `dead` with the reason.
 pub async fn bury_invalid(db: &Db) -> Result<u64, StoreError> {
-    let mut tx = db.begin_write().await?;
-    let n = sqlx::query(
+    db.execute_write(sqlx::query(
         "UPDATE building_queue SET status = 'dead', last_error = 'name is empty: Device42 requires a building name', \
          updated_at = ? WHERE status = 'pending' AND trim(name) = ''",
     )
-    .bind(now_iso())
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
-    tx.commit().await?;
-    Ok(n)
+    .bind(now_iso())).await
 }
 
 /// Claims up to `limit` due rows: marks them `sending` and counts the attempt, in one short
@@ -130,18 +118,14 @@ pub async fn claim_due(db: &Db, now: &str, limit: u32) -> Result<Vec<QueuedBuild
 /// Records a success.
 pub async fn mark_done(db: &Db, id: i64, building_id: Option<i64>) -> Result<(), StoreError> {
     let now = now_iso();
-    let mut tx = db.begin_write().await?;
-    sqlx::query(
+    db.execute_write(sqlx::query(
         "UPDATE building_queue SET status = 'done', building_id = ?, sent_at = ?, updated_at = ?, \
          next_attempt_at = NULL, last_error = NULL WHERE id = ?",
     )
     .bind(building_id)
     .bind(&now)
     .bind(&now)
-    .bind(id)
-    .execute(&mut *tx)
-    .await?;
-    tx.commit().await?;
+    .bind(id)).await?;
     Ok(())
 }
 
@@ -152,50 +136,36 @@ pub async fn mark_retry(
     next_attempt_at: &str,
     error: &str,
 ) -> Result<(), StoreError> {
-    let mut tx = db.begin_write().await?;
-    sqlx::query(
+    db.execute_write(sqlx::query(
         "UPDATE building_queue SET status = 'pending', next_attempt_at = ?, last_error = ?, updated_at = ? WHERE id = ?",
     )
     .bind(next_attempt_at)
     .bind(error)
     .bind(now_iso())
-    .bind(id)
-    .execute(&mut *tx)
-    .await?;
-    tx.commit().await?;
+    .bind(id)).await?;
     Ok(())
 }
 
 /// Records a permanent failure (or exhausted attempts): `dead`, never retried automatically.
 pub async fn mark_dead(db: &Db, id: i64, error: &str) -> Result<(), StoreError> {
-    let mut tx = db.begin_write().await?;
-    sqlx::query(
+    db.execute_write(sqlx::query(
         "UPDATE building_queue SET status = 'dead', next_attempt_at = NULL, last_error = ?, updated_at = ? WHERE id = ?",
     )
     .bind(error)
     .bind(now_iso())
-    .bind(id)
-    .execute(&mut *tx)
-    .await?;
-    tx.commit().await?;
+    .bind(id)).await?;
     Ok(())
 }
 
 /// Puts dead rows back to `pending` with a fresh attempt budget: one row (`Some(id)`) or all.
 /// Returns how many rows changed.
 pub async fn requeue(db: &Db, id: Option<i64>) -> Result<u64, StoreError> {
-    let mut tx = db.begin_write().await?;
-    let n = sqlx::query(
+    db.execute_write(sqlx::query(
         "UPDATE building_queue SET status = 'pending', attempts = 0, next_attempt_at = NULL, updated_at = ? \
          WHERE status = 'dead' AND (?2 IS NULL OR id = ?2)",
     )
     .bind(now_iso())
-    .bind(id)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
-    tx.commit().await?;
-    Ok(n)
+    .bind(id)).await
 }
 
 /// Row counts by status (every status present, zero when empty).
@@ -223,12 +193,9 @@ pub async fn oldest_pending(db: &Db) -> Result<Option<String>, StoreError> {
 
 /// Deletes `done` rows sent before `before`.
 pub async fn prune_done(db: &Db, before: &str) -> Result<u64, StoreError> {
-    let mut tx = db.begin_write().await?;
-    let n = sqlx::query("DELETE FROM building_queue WHERE status = 'done' AND sent_at < ?")
-        .bind(before)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-    tx.commit().await?;
-    Ok(n)
+    db.execute_write(
+        sqlx::query("DELETE FROM building_queue WHERE status = 'done' AND sent_at < ?")
+            .bind(before),
+    )
+    .await
 }

@@ -143,17 +143,11 @@ pub async fn finish(
 /// Marks runs left `running` by a process that died as `failed`. Only call it while holding the
 /// single-instance lock, or a live daemon's run would be marked.
 pub async fn fail_interrupted(db: &Db) -> Result<u64, StoreError> {
-    let mut tx = db.begin_write().await?;
-    let n = sqlx::query(
+    db.execute_write(sqlx::query(
         "UPDATE sync_runs SET status = 'failed', finished_at = ?, \
          error = 'interrupted: the process stopped before the run finished' WHERE status = 'running'",
     )
-    .bind(now_iso())
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
-    tx.commit().await?;
-    Ok(n)
+    .bind(now_iso())).await
 }
 
 /// The latest run of `job`, if any.
@@ -179,16 +173,13 @@ pub async fn last_ok(db: &Db, job: Job) -> Result<Option<RunRow>, StoreError> {
 /// Deletes runs finished before `before` that no kept change row refers to, keeping the latest
 /// run of each job.
 pub async fn prune(db: &Db, before: &str) -> Result<u64, StoreError> {
-    let mut tx = db.begin_write().await?;
-    let n = sqlx::query(
-        "DELETE FROM sync_runs WHERE finished_at < ? AND status != 'running' \
+    db.execute_write(
+        sqlx::query(
+            "DELETE FROM sync_runs WHERE finished_at < ? AND status != 'running' \
          AND id NOT IN (SELECT max(id) FROM sync_runs GROUP BY job) \
          AND NOT EXISTS (SELECT 1 FROM device_changes c WHERE c.run_id = sync_runs.id)",
+        )
+        .bind(before),
     )
-    .bind(before)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
-    tx.commit().await?;
-    Ok(n)
+    .await
 }

@@ -14,6 +14,8 @@
 //! - [`httpd`]: a small HTTP/1.1 server used by the simulator and the metrics endpoint.
 //! - [`sim`]: the Device42 stand-in used by `simulate`, `demo`, the tests and the benchmark.
 //! - [`commands`]: what each subcommand does, as glue over the modules above.
+//! - [`time`]: timestamps as stored, and duration parsing.
+//! - [`failpoint`]: named crash points for the crash tests.
 
 pub mod cli;
 pub mod commands;

@@ -53,6 +53,14 @@ async fn wait_for_lock(env: &TestEnv, child: &Child) -> String {
     lock
 }
 
+/// The next `times` device pages are malformed, so those pulls fail.
+fn fail_pulls(env: &TestEnv, times: u32) {
+    env.sim.inject(
+        d42sync::sim::FaultRule::new("/api/2.0/devices/", d42sync::sim::Fault::MalformedJson)
+            .times(times),
+    );
+}
+
 fn rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     status
@@ -94,13 +102,7 @@ async fn a_daemon_on_two_second_schedules_runs_both_jobs_without_overlap_for_thi
     )
     .await;
     // The first two pulls meet a malformed page: they fail, and the daemon carries on.
-    env.sim.inject(d42sync::sim::FaultRule {
-        path_prefix: "/api/2.0/devices/".into(),
-        method: None,
-        fault: d42sync::sim::Fault::MalformedJson,
-        times: 2,
-        skip: 0,
-    });
+    fail_pulls(&env, 2);
     let mut child = env
         .command(&["run"])
         .stdout(Stdio::null())
@@ -566,13 +568,7 @@ async fn healthz_turns_unhealthy_when_pulls_keep_failing() {
         ),
     )
     .await;
-    env.sim.inject(d42sync::sim::FaultRule {
-        path_prefix: "/api/2.0/devices/".into(),
-        method: None,
-        fault: d42sync::sim::Fault::MalformedJson,
-        times: 1_000,
-        skip: 0,
-    });
+    fail_pulls(&env, 1_000);
     let mut child = env
         .command(&["run"])
         .stdout(Stdio::null())

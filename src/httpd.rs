@@ -53,20 +53,30 @@ pub struct Request {
     pub body: Vec<u8>,
 }
 
+/// The first header called `name` (compared case-insensitively) in a header list.
+pub fn header_in<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+}
+
+/// The first parameter `key` of a query string, percent- and `+`-decoded.
+pub fn query_param_in(query: &str, key: &str) -> Option<String> {
+    url::form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.into_owned())
+}
+
 impl Request {
     /// The first header with this name, compared case-insensitively.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        header_in(&self.headers, name)
     }
 
     /// The first query parameter with this key, percent- and `+`-decoded.
     pub fn query_param(&self, key: &str) -> Option<String> {
-        url::form_urlencoded::parse(self.query.as_bytes())
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.into_owned())
+        query_param_in(&self.query, key)
     }
 
     /// The body read as `application/x-www-form-urlencoded` pairs, in order.

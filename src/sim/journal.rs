@@ -29,17 +29,12 @@ pub struct RecordedRequest {
 impl RecordedRequest {
     /// The first header with this name, compared case-insensitively.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        crate::httpd::header_in(&self.headers, name)
     }
 
     /// The first query parameter with this key, decoded.
     pub fn query_param(&self, key: &str) -> Option<String> {
-        url::form_urlencoded::parse(self.query.as_bytes())
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.into_owned())
+        crate::httpd::query_param_in(&self.query, key)
     }
 }
 

@@ -53,6 +53,15 @@ async fn wait_for_lock(env: &TestEnv, child: &Child) -> String {
     lock
 }
 
+/// `d42sync run` with stdout discarded and stderr as given.
+fn spawn_run(env: &TestEnv, stderr: Stdio) -> Child {
+    env.command(&["run"])
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .spawn()
+        .unwrap()
+}
+
 /// The next `times` device pages are malformed, so those pulls fail.
 fn fail_pulls(env: &TestEnv, times: u32) {
     env.sim.inject(
@@ -103,12 +112,7 @@ async fn a_daemon_on_two_second_schedules_runs_both_jobs_without_overlap_for_thi
     .await;
     // The first two pulls meet a malformed page: they fail, and the daemon carries on.
     fail_pulls(&env, 2);
-    let mut child = env
-        .command(&["run"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_run(&env, Stdio::piped());
     let pid = child.id();
     let started = Instant::now();
     let mut samples = Vec::new();
@@ -237,12 +241,7 @@ async fn sigterm_during_a_pull_exits_zero_and_leaves_the_database_consistent() {
         "[devices]\npage_size = 100\nconcurrency = 1",
     )
     .await;
-    let mut child = env
-        .command(&["run"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_run(&env, Stdio::null());
     while env
         .sim
         .requests()
@@ -284,12 +283,7 @@ async fn sigterm_during_a_pull_exits_zero_and_leaves_the_database_consistent() {
 #[tokio::test]
 async fn a_second_instance_exits_at_once_naming_the_holder() {
     let env = TestEnv::start(SimConfig::default(), "").await;
-    let mut first = env
-        .command(&["run"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut first = spawn_run(&env, Stdio::null());
     let lock = wait_for_lock(&env, &first).await;
     for args in [["run"], ["pull"], ["push"]] {
         let started = Instant::now();
@@ -472,12 +466,7 @@ async fn sighup_applies_a_valid_config_and_keeps_the_running_one_when_invalid() 
         "[buildings]\nschedule = \"0 0 0 1 1 *\"",
     )
     .await;
-    let mut child = env
-        .command(&["run"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_run(&env, Stdio::piped());
     let log = capture(child.stderr.take().unwrap());
     wait_for_lock(&env, &child).await;
     // SAFETY: kill(2) with a pid we own and a valid signal number.
@@ -569,12 +558,7 @@ async fn healthz_turns_unhealthy_when_pulls_keep_failing() {
     )
     .await;
     fail_pulls(&env, 1_000);
-    let mut child = env
-        .command(&["run"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_run(&env, Stdio::null());
     wait_for_lock(&env, &child).await;
     let url = format!("http://127.0.0.1:{port}/healthz");
     let started = Instant::now();

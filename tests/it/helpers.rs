@@ -204,3 +204,11 @@ pub async fn output(mut cmd: Command) -> Output {
         .await
         .unwrap()
 }
+
+/// Row counts grouped by the first column of `sql` (a `SELECT x, count(*) ... GROUP BY x`).
+pub async fn grouped_counts(env: &TestEnv, sql: &str) -> std::collections::BTreeMap<String, i64> {
+    let db = env.db().await;
+    let rows: Vec<(String, i64)> = sqlx::query_as(sql).fetch_all(&db.pool).await.unwrap();
+    db.close().await;
+    rows.into_iter().collect()
+}

@@ -57,15 +57,12 @@ async fn typed_columns_disagreeing_with_raw(env: &TestEnv) -> i64 {
     n
 }
 
-async fn change_counts(env: &TestEnv) -> HashMap<String, i64> {
-    let db = env.db().await;
-    let rows: Vec<(String, i64)> =
-        sqlx::query_as("SELECT change, count(*) FROM device_changes GROUP BY change")
-            .fetch_all(&db.pool)
-            .await
-            .unwrap();
-    db.close().await;
-    rows.into_iter().collect()
+async fn change_counts(env: &TestEnv) -> std::collections::BTreeMap<String, i64> {
+    crate::helpers::grouped_counts(
+        env,
+        "SELECT change, count(*) FROM device_changes GROUP BY change",
+    )
+    .await
 }
 
 #[tokio::test]

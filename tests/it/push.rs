@@ -25,14 +25,11 @@ async fn sql(db: &Db, statement: &str) {
 }
 
 async fn statuses(env: &TestEnv) -> BTreeMap<String, i64> {
-    let db = env.db().await;
-    let rows: Vec<(String, i64)> =
-        sqlx::query_as("SELECT status, count(*) FROM building_queue GROUP BY status")
-            .fetch_all(&db.pool)
-            .await
-            .unwrap();
-    db.close().await;
-    rows.into_iter().collect()
+    crate::helpers::grouped_counts(
+        env,
+        "SELECT status, count(*) FROM building_queue GROUP BY status",
+    )
+    .await
 }
 
 #[tokio::test]

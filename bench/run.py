@@ -407,8 +407,11 @@ def report(results, p, argv):
         row(f"pull {large['devices']:,} devices, empty db", large["d42"], large["baseline"],
             large["floor_dl"], large["floor_ins"])
     if lat:
-        row(f"latency-bound pull: {lat['pages_floor']} pages x {p['page_delay']}", lat["d42"],
-            lat["baseline"], lat["floor_dl"], [])
+        pages = f"{lat['pages_floor']} pages x {p['page_delay']}"
+        row(f"latency-bound pull: {pages}, empty db", lat["d42"], lat["baseline"], lat["floor_dl"], [])
+        if lat.get("repull"):  # absent from results recorded before the latency re-pull existed
+            row(f"latency-bound re-pull: {pages}, no upstream change", lat["repull"], lat["baseline_repull"],
+                lat["floor_dl"], [])
     if push:
         rate = push["buildings"] / med(push["d42"])
         add(f"| push {push['buildings']:,} buildings, {p['post_delay']} per POST ({rate:.0f} POST/s) "
@@ -446,12 +449,18 @@ def report(results, p, argv):
             add(f"| peak RSS, pull {large['devices']:,} ({rl:.1f} MiB) vs {pull['devices']:,} ({rss:.1f} MiB) "
                 f"| {g:.2f}x | ≤ {TARGET_RSS_GROWTH:.2f}x | {verdict(g <= TARGET_RSS_GROWTH)} |")
     if lat:
+        # One ideal for both: the empty-db pull also pays for the first load's writes, while the
+        # re-pull (every scheduled pull of a daemon after its first) is left with paging latency.
         ideal = p["latency_pages"] * p["page_delay_s"] / CONCURRENCY
-        d = med(lat["d42"])
-        r = d / ideal
-        add(f"| latency-bound pull ({fmt(d)} s) vs {p['latency_pages']} pages x {p['page_delay']} / "
-            f"{CONCURRENCY} = {fmt(ideal)} s | {r:.2f}x | ≤ {TARGET_LATENCY_RATIO}x "
-            f"| {verdict(r <= TARGET_LATENCY_RATIO)} |")
+        for label, samples in (("latency-bound pull, empty db", lat["d42"]),
+                               ("latency-bound re-pull, no change", lat.get("repull"))):
+            d = med(samples or [])
+            if d is None:
+                continue
+            r = d / ideal
+            add(f"| {label} ({fmt(d)} s) vs {p['latency_pages']} pages x {p['page_delay']} / "
+                f"{CONCURRENCY} = {fmt(ideal)} s | {r:.2f}x | ≤ {TARGET_LATENCY_RATIO}x "
+                f"| {verdict(r <= TARGET_LATENCY_RATIO)} |")
     if push:
         want = CONCURRENCY * TARGET_PUSH_EFFICIENCY / p["post_delay_s"]
         rate = push["buildings"] / med(push["d42"])
@@ -493,7 +502,7 @@ def main():
     ap.add_argument("--quick", action="store_true", help="small smoke run: 10 000 devices, 1 run")
     ap.add_argument("--only", default="pull,large,latency,push",
                     help="comma list of scenarios: pull (100k empty + re-pull + floors), large (400k), "
-                         "latency, push")
+                         "latency (empty + re-pull, 200 ms per page), push")
     ap.add_argument("--no-build", action="store_true", help="use the binaries already built")
     ap.add_argument("--out", type=Path, default=None,
                     help="where to write the table (default bench/results.md; quick: bench/out/results-quick.md)")
@@ -533,8 +542,9 @@ def main():
     if "large" in only:
         results["large"] = pull_scenario(bins, "large", p["large"], p["runs"], insert_floor=True)
     if "latency" in only:
+        # The re-pull too: a daemon's steady state, where no first-load writes hide the paging.
         results["latency"] = pull_scenario(bins, "latency", p["latency_pages"] * PAGE_SIZE, p["runs"],
-                                           page_delay=p["page_delay"])
+                                           page_delay=p["page_delay"], repull=True)
     if "push" in only:
         results["push"] = push_scenario(bins, "push", p["buildings"], p["runs"], p["post_delay"])
     text = report(results, p, argv)

@@ -6,7 +6,8 @@
 //! (repeated or skipped rows), the pull starts over, up to `devices.max_drift_retries` times;
 //! one that never gets a consistent picture fails and changes nothing. Pages are fetched
 //! `devices.concurrency` at a time and parsed on the runtime's worker threads; memory is bounded
-//! by the pages in flight, not by the inventory.
+//! by the pages in flight, not by the inventory. A page whose body hashes as the same page of
+//! the last applied pull is not parsed: its records are the ones stored ([`crate::store::pages`]).
 
 use super::RunReport;
 use crate::config::DevicesSettings;
@@ -14,10 +15,12 @@ use crate::d42::{self, Client};
 use crate::device::DeviceColumns;
 use crate::metrics::METRICS;
 use crate::store::Db;
-use crate::store::devices::{self, ApplyOutcome, DeleteGuard, PullStage, StageRow};
+use crate::store::devices::{self, ApplyOutcome, DeleteGuard, PageCounts, PullStage, StageRow};
+use crate::store::pages::{KnownPage, KnownPages, SeenPage};
 use crate::store::runs::{self, Job, RunCounts, RunStatus};
 use futures::StreamExt;
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::AbortOnDropHandle;
@@ -45,14 +48,48 @@ enum PullError {
     Task(String),
 }
 
-/// A fetched page, parsed into an index over its body (no copy of the records).
+/// A fetched page.
 struct FetchedPage {
     offset: u64,
-    body: Vec<u8>,
+    /// The limit asked for.
+    asked: u64,
+    /// xxh3-128 of the body.
+    hash: u128,
     total_count: Option<u64>,
     limit: Option<u64>,
-    /// Each device in page order.
-    items: Vec<FetchedItem>,
+    content: PageContent,
+}
+
+/// What a fetched page holds.
+enum PageContent {
+    /// Parsed into an index over its body (no copy of the records).
+    Parsed {
+        body: Vec<u8>,
+        /// Each device in page order.
+        items: Vec<FetchedItem>,
+    },
+    /// The same body as the last applied pull got here: the same records, already stored.
+    Known(KnownPage),
+}
+
+impl FetchedPage {
+    /// Devices on the page.
+    fn len(&self) -> u64 {
+        match &self.content {
+            PageContent::Parsed { items, .. } => items.len() as u64,
+            PageContent::Known(page) => page.count,
+        }
+    }
+
+    /// The first and the last device id, if the page has any.
+    fn first_and_last(&self) -> Option<(i64, i64)> {
+        match &self.content {
+            PageContent::Parsed { items, .. } => {
+                Some((items.first()?.device_id, items.last()?.device_id))
+            }
+            PageContent::Known(page) => Some((page.first_id?, page.last_id?)),
+        }
+    }
 }
 
 /// One device of a fetched page.
@@ -86,9 +123,10 @@ pub async fn run(
         let result = pull_and_apply(db, client, settings, options, cancel, run_id).await;
         let duration = started.elapsed();
         match result {
-            Ok(ApplyOutcome::Applied(counts)) => {
+            Ok((ApplyOutcome::Applied(counts), pages)) => {
                 tracing::info!(
                     items = counts.items, added = counts.added, changed = counts.changed,
+                    pages_parsed = pages.parsed, pages_reused = pages.reused,
                     removed = counts.removed, duration_ms = duration.as_millis() as u64,
                     "pull finished"
                 );
@@ -97,7 +135,7 @@ pub async fn run(
                 METRICS.devices_stored.store(devices::count(db).await.unwrap_or(0), std::sync::atomic::Ordering::Relaxed);
                 Ok(RunReport { run_id: Some(run_id), outcome: "ok", counts, duration })
             }
-            Ok(ApplyOutcome::Held { stored, incoming, removing }) => {
+            Ok((ApplyOutcome::Held { stored, incoming, removing }, _)) => {
                 tracing::warn!(
                     stored, incoming, removing, max_delete_fraction = settings.max_delete_fraction,
                     "pull held: it would remove more devices than devices.max_delete_fraction allows; \
@@ -129,13 +167,44 @@ async fn pull_and_apply(
     options: PullOptions,
     cancel: &CancellationToken,
     run_id: i64,
-) -> Result<ApplyOutcome, PullError> {
-    let mut stage = PullStage::new(db).await?;
+) -> Result<(ApplyOutcome, PageCounts), PullError> {
+    let mut stage = PullStage::new(db, run_id).await?;
+    let items = match pull_with_retries(&mut stage, client, settings, cancel).await {
+        Ok(items) => items,
+        Err(e) => {
+            stage.discard().await;
+            return Err(e);
+        }
+    };
+    let guard = DeleteGuard {
+        max_delete_fraction: settings.max_delete_fraction,
+        allow_mass_delete: options.allow_mass_delete,
+    };
+    crate::failpoint::hit("pull.before_apply");
+    let started = Instant::now();
+    let pages = stage.pages();
+    let outcome = stage.apply(items, guard).await?;
+    tracing::debug!(
+        ms = started.elapsed().as_millis() as u64,
+        "snapshot applied"
+    );
+    Ok((outcome, pages))
+}
+
+/// Pulls into the stage until one pass sees a consistent inventory; the number of devices.
+async fn pull_with_retries(
+    stage: &mut PullStage,
+    client: &Client,
+    settings: &DevicesSettings,
+    cancel: &CancellationToken,
+) -> Result<i64, PullError> {
     let mut attempt = 0;
     let items = loop {
         attempt += 1;
-        stage.clear().await?;
-        match pull_once(&mut stage, client, settings, cancel).await {
+        if attempt > 1 {
+            stage.clear().await?;
+        }
+        match pull_once(stage, client, settings, cancel).await {
             Ok(items) => break items,
             Err(PullError::Drift(reason)) if attempt <= settings.max_drift_retries => {
                 tracing::warn!(attempt, reason = %reason, "inventory changed while paging; starting the pull over");
@@ -151,18 +220,7 @@ async fn pull_and_apply(
     if cancel.is_cancelled() {
         return Err(PullError::Cancelled);
     }
-    let guard = DeleteGuard {
-        max_delete_fraction: settings.max_delete_fraction,
-        allow_mass_delete: options.allow_mass_delete,
-    };
-    crate::failpoint::hit("pull.before_apply");
-    let started = Instant::now();
-    let outcome = stage.apply(run_id, items, guard).await?;
-    tracing::debug!(
-        ms = started.elapsed().as_millis() as u64,
-        "snapshot applied"
-    );
-    Ok(outcome)
+    Ok(items)
 }
 
 /// One pass over every page into the (empty) stage; the number of devices on success.
@@ -178,29 +236,34 @@ async fn pull_once(
     cancel: &CancellationToken,
 ) -> Result<i64, PullError> {
     let asked = u64::from(settings.page_size);
+    let known = stage.known_pages();
     let advance_guess = if asked > 1 { asked - 1 } else { asked };
     // The next pages go out with the first one, on the guess that the server honours `limit`
     // and the inventory spans them: on a slow link that saves a whole round trip. A wrong guess
     // costs a few requests that are thrown away (aborted when dropped).
     let mut early: HashMap<u64, Fetching> = (1..settings.concurrency as u64)
         .map(|k| k * advance_guess)
-        .map(|offset| (offset, spawn_fetch(client, settings, offset, asked, cancel)))
+        .map(|offset| {
+            (
+                offset,
+                spawn_fetch(client, settings, &known, offset, asked, cancel),
+            )
+        })
         .collect();
-    let first = fetch(client, settings, 0, asked, cancel).await?;
+    let first = fetch(client, settings, &known, 0, asked, cancel).await?;
     let total = first.total_count;
-    let short_first =
-        (first.items.len() as u64) < asked && total.is_some_and(|t| t > first.items.len() as u64);
+    let short_first = first.len() < asked && total.is_some_and(|t| t > first.len());
     // The server may cap `limit` below what was asked ("Enforce API GET Limits").
     let step = match first.limit.filter(|l| *l > 0) {
         Some(l) => l.min(asked),
         // A short first page of a larger inventory, without an echoed limit: the server capped it.
-        None if short_first && !first.items.is_empty() => first.items.len() as u64,
+        None if short_first && first.len() > 0 => first.len(),
         None => asked,
     };
     let advance = if step > 1 { step - 1 } else { step };
     let mut last_id = None;
     let mut distinct = stage_page(stage, &first, &mut last_id).await?;
-    let mut last_len = first.items.len() as u64;
+    let mut last_len = first.len();
     drop(first);
 
     match total {
@@ -214,9 +277,9 @@ async fn pull_once(
             }
             let mut pages = futures::stream::iter(offsets)
                 .map(|offset| {
-                    early
-                        .remove(&offset)
-                        .unwrap_or_else(|| spawn_fetch(client, settings, offset, step, cancel))
+                    early.remove(&offset).unwrap_or_else(|| {
+                        spawn_fetch(client, settings, &known, offset, step, cancel)
+                    })
                 })
                 .buffered(settings.concurrency);
             while let Some(joined) = pages.next().await {
@@ -242,11 +305,14 @@ async fn pull_once(
             let mut offset = 0;
             while last_len == step {
                 offset += advance;
-                let page = fetch(client, settings, offset, step, cancel).await?;
-                last_len = page.items.len() as u64;
+                let page = fetch(client, settings, &known, offset, step, cancel).await?;
+                last_len = page.len();
                 distinct += stage_page(stage, &page, &mut last_id).await?;
             }
         }
+    }
+    if !stage.finish().await? {
+        return Err(PullError::Drift("device ids repeated across pages".into()));
     }
     Ok(distinct as i64)
 }
@@ -259,26 +325,34 @@ async fn stage_page(
     page: &FetchedPage,
     last_id: &mut Option<i64>,
 ) -> Result<u64, PullError> {
-    let items = match (*last_id, page.items.first()) {
-        (None, _) => &page.items[..],
+    let ends = page.first_and_last();
+    let overlap = match (*last_id, ends) {
+        (None, _) => false,
         (Some(_), None) => return Ok(0),
-        (Some(prev), Some(first)) if first.device_id == prev => &page.items[1..],
-        (Some(prev), Some(first)) => {
+        (Some(prev), Some((first, _))) if first == prev => true,
+        (Some(prev), Some((first, _))) => {
             return Err(PullError::Drift(format!(
-                "the page at offset {} starts at device {} instead of {prev}: rows moved while paging",
-                page.offset, first.device_id
+                "the page at offset {} starts at device {first} instead of {prev}: rows moved while paging",
+                page.offset
             )));
         }
     };
-    if let Some(last) = page.items.last() {
-        *last_id = Some(last.device_id);
+    if let Some((_, last)) = ends {
+        *last_id = Some(last);
     }
-    if items.is_empty() {
-        return Ok(0);
-    }
+    let key = (page.offset, page.asked);
+    let (body, all) = match &page.content {
+        PageContent::Known(known) => return Ok(stage.reuse(key, known, overlap).await?),
+        PageContent::Parsed { body, items } => (body, items),
+    };
+    let items = &all[usize::from(overlap)..];
     let lo = items.iter().map(|i| i.device_id).min().unwrap_or(0);
     let hi = items.iter().map(|i| i.device_id).max().unwrap_or(0);
-    let stored = stage.stored_hashes(lo, hi).await?;
+    let stored = if items.is_empty() {
+        HashMap::new()
+    } else {
+        stage.stored_hashes(lo, hi).await?
+    };
     let rows: Vec<StageRow<'_>> = items
         .iter()
         .map(|item| StageRow {
@@ -289,14 +363,22 @@ async fn stage_page(
                 // Ranges were cut from the body by the JSON parser at value boundaries, and the
                 // body was checked to be UTF-8.
                 _ => Some((
-                    std::str::from_utf8(&page.body[item.range.clone()]).unwrap_or_default(),
+                    std::str::from_utf8(&body[item.range.clone()]).unwrap_or_default(),
                     &item.columns,
                 )),
             },
         })
         .collect();
+    let ids: Vec<i64> = all.iter().map(|i| i.device_id).collect();
+    let seen = SeenPage {
+        key,
+        hash: page.hash,
+        total_count: page.total_count,
+        limit: page.limit,
+        ids: Some(&ids),
+    };
     let started = Instant::now();
-    let inserted = stage.stage(&rows).await?;
+    let inserted = stage.stage(seen, &rows).await?;
     tracing::trace!(
         offset = page.offset,
         rows = rows.len(),
@@ -320,20 +402,23 @@ type Fetching = AbortOnDropHandle<Result<FetchedPage, PullError>>;
 fn spawn_fetch(
     client: &Client,
     settings: &DevicesSettings,
+    known: &Arc<KnownPages>,
     offset: u64,
     limit: u64,
     cancel: &CancellationToken,
 ) -> Fetching {
     let (client, settings, cancel) = (client.clone(), settings.clone(), cancel.clone());
+    let known = Arc::clone(known);
     AbortOnDropHandle::new(tokio::spawn(async move {
-        fetch(&client, &settings, offset, limit, &cancel).await
+        fetch(&client, &settings, &known, offset, limit, &cancel).await
     }))
 }
 
-/// Fetches and parses one page (on a worker thread when spawned).
+/// Fetches one page and parses it unless it is known (on a worker thread when spawned).
 async fn fetch(
     client: &Client,
     settings: &DevicesSettings,
+    known: &KnownPages,
     offset: u64,
     limit: u64,
     cancel: &CancellationToken,
@@ -353,6 +438,17 @@ async fn fetch(
         ms = started.elapsed().as_millis() as u64,
         "page fetched"
     );
+    let hash = xxhash_rust::xxh3::xxh3_128(&body.bytes);
+    if let Some(page) = known.get(&(offset, limit)).filter(|page| page.hash == hash) {
+        return Ok(FetchedPage {
+            offset,
+            asked: limit,
+            hash,
+            total_count: page.total_count,
+            limit: page.limit,
+            content: PageContent::Known(*page),
+        });
+    }
     let parsed = d42::models::parse_device_page(&body.bytes).map_err(|cause| body.bad(cause))?;
     if std::str::from_utf8(&body.bytes).is_err() {
         return Err(body.bad("body is not valid utf-8").into());
@@ -371,13 +467,16 @@ async fn fetch(
             }
         })
         .collect();
-    let (total_count, limit) = (parsed.total_count, parsed.limit);
     Ok(FetchedPage {
         offset,
-        total_count,
-        limit,
-        items,
-        body: body.bytes,
+        asked: limit,
+        hash,
+        total_count: parsed.total_count,
+        limit: parsed.limit,
+        content: PageContent::Parsed {
+            body: body.bytes,
+            items,
+        },
     })
 }
 

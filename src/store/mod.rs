@@ -6,6 +6,7 @@
 //! writes can fail with "database is locked" under concurrency even with a busy timeout.
 
 pub mod devices;
+pub mod pages;
 pub mod queue;
 pub mod runs;
 
@@ -21,6 +22,9 @@ pub const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 /// The WAL file is truncated back to this size after a checkpoint, so one big pull does not
 /// leave a huge `-wal` file behind for good.
 pub const JOURNAL_SIZE_LIMIT: u64 = 64 << 20;
+
+/// SQLite's default: a checkpoint once the WAL holds this many pages.
+pub const WAL_AUTOCHECKPOINT: u32 = 1000;
 
 /// The database page size; see `open_unmigrated`.
 pub const PAGE_SIZE: u32 = 8192;
@@ -46,6 +50,9 @@ pub enum StoreError {
     /// A query failed.
     #[error("database error: {0}")]
     Sql(#[from] sqlx::Error),
+    /// The database was written by something else in a way that makes the operation unsafe.
+    #[error("{0}")]
+    Conflict(String),
 }
 
 /// The application's handle on its SQLite database.

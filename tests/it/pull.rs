@@ -391,6 +391,37 @@ async fn a_reader_holding_a_transaction_sees_one_snapshot_throughout() {
     assert_ne!(after, before);
 }
 
+/// Starts `d42sync pull` and SIGKILLs it after `delay`.
+async fn kill_pull_after(env: &TestEnv, delay: Duration) {
+    let mut child = env
+        .command(&["pull"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(delay).await;
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// After a killed pull: the file is sound and the next pull completes with `expected` devices.
+async fn next_pull_completes(env: &TestEnv, iteration: usize, expected: (i64, u64)) {
+    let db = env.db().await;
+    assert_eq!(db.integrity_check().await.unwrap(), "ok");
+    db.close().await;
+    let next = env.run(&["pull"]).await;
+    assert!(
+        next.status.success(),
+        "iteration {iteration}: {}",
+        text(&next).1
+    );
+    assert_eq!(
+        devices_checksum(&env.db_path()).await,
+        expected,
+        "iteration {iteration}: the next pull completes"
+    );
+}
+
 #[tokio::test]
 async fn sigkill_at_random_moments_leaves_the_old_or_the_new_snapshot() {
     use rand::{Rng, SeedableRng};
@@ -411,15 +442,7 @@ async fn sigkill_at_random_moments_leaves_the_old_or_the_new_snapshot() {
         let new = checksum(&expected(&env));
         let delay = Duration::from_millis(rng.random_range(0..400));
 
-        let mut child = env
-            .command(&["pull"])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        tokio::time::sleep(delay).await;
-        let _ = child.kill();
-        let _ = child.wait();
+        kill_pull_after(&env, delay).await;
 
         let now = devices_checksum(&env.db_path()).await;
         assert!(
@@ -431,16 +454,7 @@ async fn sigkill_at_random_moments_leaves_the_old_or_the_new_snapshot() {
         } else {
             saw_new += 1
         }
-        let db = env.db().await;
-        assert_eq!(db.integrity_check().await.unwrap(), "ok");
-        db.close().await;
-        let next = env.run(&["pull"]).await;
-        assert!(next.status.success(), "iteration {i}: {}", text(&next).1);
-        assert_eq!(
-            devices_checksum(&env.db_path()).await,
-            new,
-            "iteration {i}: the next pull completes"
-        );
+        next_pull_completes(&env, i, new).await;
         let db = env.db().await;
         let running: i64 =
             sqlx::query_scalar("SELECT count(*) FROM sync_runs WHERE status = 'running'")
@@ -495,4 +509,244 @@ async fn change_rows_and_runs_older_than_their_retention_are_pruned() {
     db.close().await;
     assert_eq!((old_changes, old_runs), (0, 0));
     assert_eq!(kept, 50, "recent changes stay");
+}
+
+/// Runs `d42sync pull`; the pages it parsed and reused, from its `pull finished` line.
+async fn pull_pages(env: &TestEnv) -> (u64, u64) {
+    let out = env.run(&["pull"]).await;
+    let stderr = text(&out).1;
+    assert!(out.status.success(), "{stderr}");
+    let line = log_lines(&stderr, "INFO")
+        .into_iter()
+        .find(|l| l.contains("pull finished"))
+        .unwrap_or_else(|| panic!("no pull finished line: {stderr}"));
+    let v: serde_json::Value = serde_json::from_str(line).unwrap();
+    let count = |key: &str| v[key].as_u64().unwrap_or_else(|| panic!("{key} in {line}"));
+    (count("pages_parsed"), count("pages_reused"))
+}
+
+async fn exec(env: &TestEnv, sql: &str) {
+    let db = env.db().await;
+    sqlx::raw_sql(sql).execute(&db.pool).await.unwrap();
+    db.close().await;
+}
+
+/// The last pull's `(items, added, changed, removed)`.
+async fn last_counts(env: &TestEnv) -> (i64, i64, i64, i64) {
+    let db = env.db().await;
+    let counts = sqlx::query_as(
+        "SELECT items, added, changed, removed FROM sync_runs WHERE job = 'pull_devices' \
+         ORDER BY id DESC LIMIT 1",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    db.close().await;
+    counts
+}
+
+#[tokio::test]
+async fn unchanged_pages_are_not_parsed_again_and_never_hide_a_change() {
+    // 2 000 devices in pages of 250 overlapping by one: 9 pages.
+    let env = TestEnv::start(sim(2_000), "[devices]\npage_size = 250").await;
+    assert_eq!(pull_pages(&env).await, (9, 0));
+    assert_eq!(
+        pull_pages(&env).await,
+        (0, 9),
+        "an unchanged re-pull parses nothing"
+    );
+    assert_eq!(last_counts(&env).await, (2_000, 0, 0, 0));
+
+    // One record edited upstream: only its page is parsed.
+    let ids = env.sim.device_ids();
+    env.sim.edit_device(ids[1_000]);
+    assert_eq!(pull_pages(&env).await, (1, 8));
+    assert_eq!(last_counts(&env).await, (2_000, 0, 1, 0));
+    let db = env.db().await;
+    assert!(stored_devices(&db).await == expected(&env));
+    db.close().await;
+
+    // A row deleted and another altered by hand: the stored pages no longer describe `devices`,
+    // so every record is compared again and both are repaired.
+    exec(
+        &env,
+        &format!(
+            "DELETE FROM devices WHERE device_id = {}; \
+             UPDATE devices SET raw = '{{}}', raw_hash = 0 WHERE device_id = {}",
+            ids[10], ids[1_500]
+        ),
+    )
+    .await;
+    assert_eq!(pull_pages(&env).await, (9, 0));
+    assert_eq!(last_counts(&env).await, (2_000, 1, 1, 0));
+    let db = env.db().await;
+    assert!(stored_devices(&db).await == expected(&env));
+    db.close().await;
+
+    // A removal low in the list shifts every later page; a new device extends the last one.
+    env.sim.remove_device(ids[100]);
+    env.sim.add_devices(1);
+    let (parsed, reused) = pull_pages(&env).await;
+    assert_eq!((parsed, reused), (9, 0), "every page moved");
+    assert_eq!(last_counts(&env).await, (2_000, 1, 0, 1));
+    let db = env.db().await;
+    assert!(stored_devices(&db).await == expected(&env));
+    db.close().await;
+    assert_eq!(pull_pages(&env).await, (0, 9));
+}
+
+#[tokio::test]
+async fn a_first_pull_swaps_in_tables_that_keep_reports_views_and_indexes() {
+    let env = TestEnv::start(sim(1_200), "[devices]\npage_size = 250").await;
+    assert!(env.run(&["migrate"]).await.status.success());
+    let columns = "SELECT group_concat(name || ' ' || type || ' ' || \"notnull\" || ' ' || pk, ', ') \
+         FROM pragma_table_info(?)";
+    let db = env.db().await;
+    let before: Vec<String> = futures::future::join_all(
+        ["devices", "device_changes"]
+            .map(|t| sqlx::query_scalar(columns).bind(t).fetch_one(&db.pool)),
+    )
+    .await
+    .into_iter()
+    .map(Result::unwrap)
+    .collect();
+    db.close().await;
+    // A report's view and index, and what a pull killed during a first load leaves behind.
+    exec(
+        &env,
+        "CREATE VIEW report AS SELECT name, serial_no FROM devices; \
+         CREATE INDEX report_by_serial ON devices (serial_no); \
+         CREATE TABLE pull_load_devices (leftover INTEGER)",
+    )
+    .await;
+
+    assert_eq!(pull(&env).await, Ok("ok"));
+    let db = env.db().await;
+    assert!(stored_devices(&db).await == expected(&env));
+    let after: Vec<String> = futures::future::join_all(
+        ["devices", "device_changes"]
+            .map(|t| sqlx::query_scalar(columns).bind(t).fetch_one(&db.pool)),
+    )
+    .await
+    .into_iter()
+    .map(Result::unwrap)
+    .collect();
+    assert_eq!(after, before, "the tables have their migrated columns");
+    let (in_view,): (i64,) = sqlx::query_as("SELECT count(*) FROM report")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(in_view, 1_200);
+    let names: Vec<String> = sqlx::query_scalar(
+        "SELECT name FROM sqlite_schema WHERE name NOT LIKE 'sqlite%' ORDER BY name",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
+    for expected_name in [
+        "device_changes_by_at",
+        "device_changes_by_device",
+        "device_changes_by_run",
+        "devices_by_hash",
+        "devices_by_name",
+        "report_by_serial",
+    ] {
+        assert!(
+            names.iter().any(|n| n == expected_name),
+            "{expected_name} in {names:?}"
+        );
+    }
+    assert!(
+        !names.iter().any(|n| n.starts_with("pull_load")),
+        "{names:?}"
+    );
+    let plan: Vec<(i64, i64, i64, String)> =
+        sqlx::query_as("EXPLAIN QUERY PLAN SELECT name FROM devices WHERE serial_no = 'x'")
+            .fetch_all(&db.pool)
+            .await
+            .unwrap();
+    assert!(
+        plan.iter().any(|r| r.3.contains("report_by_serial")),
+        "{plan:?}"
+    );
+    assert_eq!(db.integrity_check().await.unwrap(), "ok");
+    db.close().await;
+    assert_eq!(change_counts(&env).await.get("added"), Some(&1_200));
+    assert_eq!(typed_columns_disagreeing_with_raw(&env).await, 0);
+}
+
+#[tokio::test]
+async fn a_first_load_into_emptied_devices_keeps_the_history_and_any_trigger() {
+    let env = TestEnv::start(sim(600), "[devices]\npage_size = 250").await;
+    assert_eq!(pull(&env).await, Ok("ok"));
+    // devices emptied by hand: the next pull loads afresh, but the change log has history.
+    exec(&env, "DELETE FROM devices").await;
+    assert_eq!(pull(&env).await, Ok("ok"));
+    assert_eq!(change_counts(&env).await.get("added"), Some(&1_200));
+    let db = env.db().await;
+    assert!(stored_devices(&db).await == expected(&env));
+    db.close().await;
+
+    // A trigger on devices: a drop would lose it, so the load goes through the compare path.
+    exec(
+        &env,
+        "DELETE FROM devices; CREATE TABLE audit (n INTEGER); \
+         CREATE TRIGGER devices_audit AFTER INSERT ON devices BEGIN INSERT INTO audit VALUES (1); END",
+    )
+    .await;
+    assert_eq!(pull(&env).await, Ok("ok"));
+    let db = env.db().await;
+    assert!(stored_devices(&db).await == expected(&env));
+    let (fired,): (i64,) = sqlx::query_as("SELECT count(*) FROM audit")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    db.close().await;
+    assert_eq!(
+        fired, 600,
+        "the trigger is still there and fired for each device"
+    );
+}
+
+#[tokio::test]
+async fn sigkill_during_a_first_load_leaves_no_devices_or_all_of_them() {
+    use rand::{Rng, SeedableRng};
+    let env = TestEnv::start(sim(3_000), "[devices]\npage_size = 250\nconcurrency = 2").await;
+    env.sim.set_page_delay(Duration::from_millis(5));
+    let full = checksum(&expected(&env));
+    let mut rng = rand::rngs::StdRng::seed_from_u64(2026_1128);
+    let (mut saw_empty, mut saw_full) = (0, 0);
+    for i in 0..15 {
+        exec(&env, "DELETE FROM devices; DELETE FROM device_changes").await;
+        let delay = Duration::from_millis(rng.random_range(0..300));
+        kill_pull_after(&env, delay).await;
+
+        let now = devices_checksum(&env.db_path()).await;
+        assert!(
+            now.0 == 0 || now == full,
+            "iteration {i}: {} devices after a kill at {delay:?}",
+            now.0
+        );
+        if now.0 == 0 {
+            saw_empty += 1;
+        } else {
+            saw_full += 1;
+        }
+        next_pull_completes(&env, i, full).await;
+        let db = env.db().await;
+        let (left,): (i64,) =
+            sqlx::query_as("SELECT count(*) FROM sqlite_schema WHERE name LIKE 'pull_load%'")
+                .fetch_one(&db.pool)
+                .await
+                .unwrap();
+        db.close().await;
+        assert_eq!(
+            left, 0,
+            "iteration {i}: the next pull dropped what the killed one left"
+        );
+    }
+    assert!(
+        saw_empty > 0,
+        "some kills land before the swap ({saw_empty} empty, {saw_full} full)"
+    );
 }

@@ -51,11 +51,12 @@ async fn run_inner(
     cancel: &CancellationToken,
 ) -> anyhow::Result<RunReport> {
     let started = Instant::now();
+    let due_before = crate::time::now_iso();
     let buried = queue::bury_invalid(db).await?;
     if buried > 0 {
         tracing::warn!(rows = buried, "queue rows with an empty name marked dead");
     }
-    let mut batch = queue::claim_due(db, &crate::time::now_iso(), settings.batch_size).await?;
+    let mut batch = queue::claim_due(db, &due_before, settings.batch_size).await?;
     if batch.is_empty() {
         refresh_queue_metrics(db).await;
         prune(db, settings).await;
@@ -95,7 +96,7 @@ async fn run_inner(
             if failure.is_some() || cancel.is_cancelled() {
                 break;
             }
-            batch = queue::claim_due(db, &crate::time::now_iso(), settings.batch_size).await?;
+            batch = queue::claim_due(db, &due_before, settings.batch_size).await?;
         }
         let duration = started.elapsed();
         let status = if failure.is_some() {

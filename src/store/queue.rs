@@ -96,17 +96,23 @@ pub async fn bury_invalid(db: &Db) -> Result<u64, StoreError> {
     .bind(now_iso())).await
 }
 
-/// Claims up to `limit` due rows: marks them `sending` and counts the attempt, in one short
-/// transaction. Returned in id order.
-pub async fn claim_due(db: &Db, now: &str, limit: u32) -> Result<Vec<QueuedBuilding>, StoreError> {
+/// Claims up to `limit` rows due before `due_before`: marks them `sending` and counts the attempt,
+/// in one short transaction. Returned in id order. A push passes the time it started, so a row it
+/// retried is not claimed again by the same push, however short its jittered backoff.
+pub async fn claim_due(
+    db: &Db,
+    due_before: &str,
+    limit: u32,
+) -> Result<Vec<QueuedBuilding>, StoreError> {
     let mut tx = db.begin_write().await?;
     let mut rows: Vec<QueuedBuilding> = sqlx::query_as(
         "UPDATE building_queue SET status = 'sending', attempts = attempts + 1, updated_at = ?1 \
          WHERE id IN (SELECT id FROM building_queue WHERE status = 'pending' \
-                      AND (next_attempt_at IS NULL OR next_attempt_at <= ?1) ORDER BY id LIMIT ?2) \
+                      AND (next_attempt_at IS NULL OR next_attempt_at < ?2) ORDER BY id LIMIT ?3) \
          RETURNING id, name, address, contact_name, contact_phone, notes, latitude, longitude, groups, attempts",
     )
-    .bind(now)
+    .bind(now_iso())
+    .bind(due_before)
     .bind(limit)
     .fetch_all(&mut *tx)
     .await?;

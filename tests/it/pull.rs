@@ -750,3 +750,80 @@ async fn sigkill_during_a_first_load_leaves_no_devices_or_all_of_them() {
         "some kills land before the swap ({saw_empty} empty, {saw_full} full)"
     );
 }
+
+/// A read transaction on its own connection, holding the snapshot it first read.
+async fn long_reader(env: &TestEnv) -> sqlx::SqliteConnection {
+    let mut reader =
+        sqlx::SqliteConnection::connect(&format!("sqlite://{}", env.db_path().display()))
+            .await
+            .unwrap();
+    sqlx::raw_sql("BEGIN; SELECT count(*) FROM devices;")
+        .execute(&mut reader)
+        .await
+        .unwrap();
+    reader
+}
+
+fn wal_bytes(env: &TestEnv) -> u64 {
+    let mut wal = env.db_path().into_os_string();
+    wal.push("-wal");
+    std::fs::metadata(wal).map_or(0, |m| m.len())
+}
+
+#[tokio::test]
+async fn the_wal_a_long_reader_held_back_shrinks_to_its_limit_after_the_next_checkpoint() {
+    // R26: a 200 000-row pull while a report holds a read transaction open.
+    let env = TestEnv::start(sim(200_000), "").await;
+    assert!(env.run(&["migrate"]).await.status.success());
+    let mut reader = long_reader(&env).await;
+    assert_eq!(pull(&env).await, Ok("ok"));
+    let held = wal_bytes(&env);
+    assert!(
+        held > d42sync::store::JOURNAL_SIZE_LIMIT,
+        "the reader kept the pull's frames in the WAL: {held} bytes"
+    );
+    let (seen,): (i64,) = sqlx::query_as("SELECT count(*) FROM devices")
+        .fetch_one(&mut reader)
+        .await
+        .unwrap();
+    assert_eq!(seen, 0, "the reader still sees its snapshot");
+    reader.close().await.unwrap();
+
+    // The daemon's next writes (here the next pull, with the pool kept open) checkpoint the
+    // WAL and rewind it, truncating the file.
+    let db = env.db().await;
+    let s = env.settings();
+    let cancel = CancellationToken::new();
+    pull_devices::run(
+        &db,
+        &env.client(),
+        &s.devices,
+        PullOptions::default(),
+        &cancel,
+    )
+    .await
+    .unwrap();
+    let after = wal_bytes(&env);
+    db.close().await;
+    assert!(
+        after <= d42sync::store::JOURNAL_SIZE_LIMIT,
+        "the WAL is {after} bytes after the next checkpoint (it was {held})"
+    );
+}
+
+#[tokio::test]
+async fn a_long_reader_does_not_stall_a_first_load() {
+    // 161 pages of 25: a load that waited on the reader at each of its pauses would take many
+    // seconds longer.
+    let env = TestEnv::start(sim(4_000), "[devices]\npage_size = 25").await;
+    assert!(env.run(&["migrate"]).await.status.success());
+    let reader = long_reader(&env).await;
+    let started = std::time::Instant::now();
+    assert_eq!(pull(&env).await, Ok("ok"));
+    let took = started.elapsed();
+    drop(reader);
+    assert!(took < Duration::from_secs(10), "the load took {took:?}");
+    let db = env.db().await;
+    assert!(stored_devices(&db).await == expected(&env));
+    db.close().await;
+}

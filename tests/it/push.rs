@@ -466,3 +466,38 @@ async fn done_rows_older_than_their_retention_are_pruned_and_requeue_by_id_needs
     assert!(requeued.status.success(), "{}", text(&requeued).1);
     assert_eq!(statuses(&env).await.get("pending"), Some(&1));
 }
+
+#[tokio::test]
+async fn a_push_tries_each_row_once_however_short_its_backoff() {
+    // With a 1 ms backoff a failed row is due again almost at once; the same push must still
+    // leave it for the next run rather than hammer a failing appliance in a loop.
+    let env = TestEnv::start(
+        SimConfig::default(),
+        "[buildings]\nretry_base = \"1ms\"\nretry_max = \"1ms\"",
+    )
+    .await;
+    env.sim.inject(FaultRule {
+        path_prefix: BUILDINGS.into(),
+        method: None,
+        fault: Fault::Status(500),
+        times: 1_000,
+        skip: 0,
+    });
+    let db = env.db().await;
+    for i in 0..5 {
+        sql(
+            &db,
+            &format!("INSERT INTO building_queue (name) VALUES ('once{i}')"),
+        )
+        .await;
+    }
+    push(&env).await.unwrap();
+    let attempts: Vec<(String, i64)> =
+        sqlx::query_as("SELECT status, attempts FROM building_queue ORDER BY id")
+            .fetch_all(&db.pool)
+            .await
+            .unwrap();
+    db.close().await;
+    assert_eq!(attempts, vec![("pending".to_string(), 1); 5]);
+    assert_eq!(env.sim.building_posts("once0"), 1);
+}

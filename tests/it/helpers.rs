@@ -205,6 +205,14 @@ pub async fn output(mut cmd: Command) -> Output {
         .unwrap()
 }
 
+/// The single integer `sql` answers (a `SELECT count(*) ...`), on a connection of its own.
+pub async fn count(env: &TestEnv, sql: &str) -> i64 {
+    let db = env.db().await;
+    let n = sqlx::query_scalar(sql).fetch_one(&db.pool).await.unwrap();
+    db.close().await;
+    n
+}
+
 /// Row counts grouped by the first column of `sql` (a `SELECT x, count(*) ... GROUP BY x`).
 pub async fn grouped_counts(env: &TestEnv, sql: &str) -> std::collections::BTreeMap<String, i64> {
     let db = env.db().await;

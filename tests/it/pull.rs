@@ -2,7 +2,7 @@
 //! mass-deletion guard, reader consistency, and SIGKILL at random moments.
 
 use crate::helpers::{
-    TestEnv, checksum, devices_checksum, last_run, log_lines, stored_devices, text,
+    TestEnv, checksum, count, devices_checksum, last_run, log_lines, stored_devices, text,
 };
 use d42sync::jobs::pull_devices::{self, PullOptions};
 use d42sync::sim::{Drift, Fault, FaultRule, SimConfig};
@@ -455,13 +455,11 @@ async fn sigkill_at_random_moments_leaves_the_old_or_the_new_snapshot() {
             saw_new += 1
         }
         next_pull_completes(&env, i, new).await;
-        let db = env.db().await;
-        let running: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM sync_runs WHERE status = 'running'")
-                .fetch_one(&db.pool)
-                .await
-                .unwrap();
-        db.close().await;
+        let running = count(
+            &env,
+            "SELECT count(*) FROM sync_runs WHERE status = 'running'",
+        )
+        .await;
         assert_eq!(
             running, 0,
             "iteration {i}: a stale running row is marked failed at the next start"
@@ -733,13 +731,11 @@ async fn sigkill_during_a_first_load_leaves_no_devices_or_all_of_them() {
             saw_full += 1;
         }
         next_pull_completes(&env, i, full).await;
-        let db = env.db().await;
-        let (left,): (i64,) =
-            sqlx::query_as("SELECT count(*) FROM sqlite_schema WHERE name LIKE 'pull_load%'")
-                .fetch_one(&db.pool)
-                .await
-                .unwrap();
-        db.close().await;
+        let left = count(
+            &env,
+            "SELECT count(*) FROM sqlite_schema WHERE name LIKE 'pull_load%'",
+        )
+        .await;
         assert_eq!(
             left, 0,
             "iteration {i}: the next pull dropped what the killed one left"

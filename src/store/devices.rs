@@ -146,7 +146,6 @@ impl PullStage {
         sqlx::query(&format!("PRAGMA temp.page_size = {}", super::PAGE_SIZE))
             .execute(&mut *conn)
             .await?;
-        sqlx::query(CREATE_STAGE).execute(&mut *conn).await?;
         drop_load_tables(&mut conn).await?;
         let target = match Load::prepare(&db.pool, &mut conn).await? {
             Some(load) => {
@@ -199,6 +198,7 @@ impl PullStage {
         pages::clear_seen(&mut self.conn).await?;
         match &self.target {
             Target::Compare { .. } => {
+                sqlx::query(CREATE_STAGE).execute(&mut *self.conn).await?;
                 sqlx::query("DELETE FROM temp.pull_stage")
                     .execute(&mut *self.conn)
                     .await?;

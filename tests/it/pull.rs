@@ -593,21 +593,29 @@ async fn unchanged_pages_are_not_parsed_again_and_never_hide_a_change() {
     assert_eq!(pull_pages(&env).await, (0, 9));
 }
 
+/// Each column of `devices` and `device_changes`: name, type, NOT NULL and primary-key position.
+async fn column_definitions(db: &d42sync::store::Db) -> Vec<String> {
+    let mut tables = Vec::new();
+    for table in ["devices", "device_changes"] {
+        let columns: String = sqlx::query_scalar(
+            "SELECT group_concat(name || ' ' || type || ' ' || \"notnull\" || ' ' || pk, ', ') \
+             FROM pragma_table_info(?)",
+        )
+        .bind(table)
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+        tables.push(columns);
+    }
+    tables
+}
+
 #[tokio::test]
 async fn a_first_pull_swaps_in_tables_that_keep_reports_views_and_indexes() {
     let env = TestEnv::start(sim(1_200), "[devices]\npage_size = 250").await;
     assert!(env.run(&["migrate"]).await.status.success());
-    let columns = "SELECT group_concat(name || ' ' || type || ' ' || \"notnull\" || ' ' || pk, ', ') \
-         FROM pragma_table_info(?)";
     let db = env.db().await;
-    let before: Vec<String> = futures::future::join_all(
-        ["devices", "device_changes"]
-            .map(|t| sqlx::query_scalar(columns).bind(t).fetch_one(&db.pool)),
-    )
-    .await
-    .into_iter()
-    .map(Result::unwrap)
-    .collect();
+    let before = column_definitions(&db).await;
     db.close().await;
     // A report's view and index, and what a pull killed during a first load leaves behind.
     exec(
@@ -621,15 +629,11 @@ async fn a_first_pull_swaps_in_tables_that_keep_reports_views_and_indexes() {
     assert_eq!(pull(&env).await, Ok("ok"));
     let db = env.db().await;
     assert!(stored_devices(&db).await == expected(&env));
-    let after: Vec<String> = futures::future::join_all(
-        ["devices", "device_changes"]
-            .map(|t| sqlx::query_scalar(columns).bind(t).fetch_one(&db.pool)),
-    )
-    .await
-    .into_iter()
-    .map(Result::unwrap)
-    .collect();
-    assert_eq!(after, before, "the tables have their migrated columns");
+    assert_eq!(
+        column_definitions(&db).await,
+        before,
+        "the tables have their migrated columns"
+    );
     let (in_view,): (i64,) = sqlx::query_as("SELECT count(*) FROM report")
         .fetch_one(&db.pool)
         .await

@@ -87,6 +87,10 @@ pub struct Device42Settings {
     pub max_retry_after: Duration,
     /// A response body larger than this is refused (a runaway or hostile page).
     pub max_page_bytes: u64,
+    /// Failed calls in a row (after their retries) that pause calls to Device42; 0: never.
+    pub breaker_failures: u32,
+    /// While paused, one call is let through as a probe this often.
+    pub breaker_probe_interval: Duration,
 }
 
 /// The `[database]` section.
@@ -224,6 +228,8 @@ const KNOWN_KEYS: &[&str] = &[
     "device42.retry_base",
     "device42.retry_max",
     "device42.max_page_bytes",
+    "device42.breaker_failures",
+    "device42.breaker_probe_interval",
     "database.path",
     "devices.schedule",
     "devices.endpoint",
@@ -457,6 +463,8 @@ impl Reader<'_> {
             retry_base: self.duration_or("device42.retry_base", "1s")?,
             retry_max: self.duration_or("device42.retry_max", "30s")?,
             max_page_bytes: self.int_in("device42.max_page_bytes", 64 << 20, 1024, 1 << 34)? as u64,
+            breaker_failures: self.int_in("device42.breaker_failures", 3, 0, 1000)? as u32,
+            breaker_probe_interval: self.duration_or("device42.breaker_probe_interval", "60s")?,
         })
     }
 

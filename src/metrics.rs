@@ -30,6 +30,12 @@ pub struct Metrics {
     skipped: Mutex<BTreeMap<String, u64>>,
     /// Devices stored after the last pull.
     pub devices_stored: AtomicI64,
+    /// 1 while Device42 answers, 0 while the breaker holds calls.
+    pub device42_up: AtomicI64,
+    /// Times the breaker opened.
+    pub breaker_opened: AtomicU64,
+    /// Calls the open breaker refused without sending them.
+    pub calls_refused: AtomicU64,
     /// Queue rows by status, refreshed after each push.
     queue_depth: Mutex<BTreeMap<String, i64>>,
 }
@@ -52,11 +58,16 @@ impl Metrics {
         *lock(&self.http_requests).entry(class).or_default() += 1;
     }
 
-    /// Records a finished run.
-    pub fn run_finished(&self, job: &str, outcome: &str, seconds: f64) {
+    /// Counts a run by outcome, without a duration (a run that never started its work).
+    pub fn run_counted(&self, job: &str, outcome: &str) {
         *lock(&self.runs)
             .entry((job.to_string(), outcome.to_string()))
             .or_default() += 1;
+    }
+
+    /// Records a finished run.
+    pub fn run_finished(&self, job: &str, outcome: &str, seconds: f64) {
+        self.run_counted(job, outcome);
         let mut d = lock(&self.durations);
         let e = d.entry(job.to_string()).or_default();
         e.0 += seconds;
@@ -198,6 +209,28 @@ impl Metrics {
             "gauge",
             "Devices in the local inventory.",
             devices,
+        );
+        let one = |v: String| vec![(String::new(), v)];
+        family(
+            &mut out,
+            "d42sync_device42_up",
+            "gauge",
+            "1 while Device42 answers, 0 while calls are paused after repeated failures.",
+            one(self.device42_up.load(Ordering::Relaxed).to_string()),
+        );
+        family(
+            &mut out,
+            "d42sync_breaker_opened_total",
+            "counter",
+            "Times calls to Device42 were paused after repeated failures.",
+            one(self.breaker_opened.load(Ordering::Relaxed).to_string()),
+        );
+        family(
+            &mut out,
+            "d42sync_calls_refused_total",
+            "counter",
+            "Calls to Device42 not sent because calls were paused.",
+            one(self.calls_refused.load(Ordering::Relaxed).to_string()),
         );
         let queue = lock(&self.queue_depth)
             .iter()

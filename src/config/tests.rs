@@ -40,6 +40,8 @@ fn defaults_match_the_spec() {
     assert_eq!(s.buildings.max_attempts, 10);
     assert_eq!(s.buildings.retry_base, Duration::from_secs(2));
     assert_eq!(s.device42.request_timeout, Duration::from_secs(60));
+    assert_eq!(s.device42.breaker_failures, 3);
+    assert_eq!(s.device42.breaker_probe_interval, Duration::from_secs(60));
     assert_eq!(s.log.format, LogFormat::Json);
     assert!(s.metrics.listen.is_none());
 }
@@ -97,6 +99,30 @@ fn each_bad_value_is_reported_by_its_key() {
         let err = Fixture::new(extra).load(&[]).unwrap_err();
         assert_eq!(err.key, key, "config {extra:?} gave {err}");
     }
+}
+
+#[test]
+fn breaker_settings_are_checked_by_key() {
+    let f = Fixture::new("");
+    for (var, value, key) in [
+        (
+            "D42SYNC_DEVICE42__BREAKER_PROBE_INTERVAL",
+            "0s",
+            "device42.breaker_probe_interval",
+        ),
+        (
+            "D42SYNC_DEVICE42__BREAKER_FAILURES",
+            "-1",
+            "device42.breaker_failures",
+        ),
+    ] {
+        let err = f.load(&[(var, value)]).unwrap_err();
+        assert_eq!(err.key, key, "{var}={value} gave {err}");
+    }
+    let off = f
+        .load(&[("D42SYNC_DEVICE42__BREAKER_FAILURES", "0")])
+        .unwrap();
+    assert_eq!(off.device42.breaker_failures, 0, "0 turns the breaker off");
 }
 
 #[test]

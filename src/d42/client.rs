@@ -5,7 +5,11 @@
 //! more; a second refusal is an auth error. GETs are retried on retryable failures with capped
 //! exponential backoff with jitter, honouring `Retry-After`. The building POST is sent once per
 //! call: its retries belong to the queue, which spaces them out across runs.
+//!
+//! Every call passes the client's [`Breaker`]: after repeated outage failures calls are refused
+//! at once ([`Error::Paused`]) except for one probe per interval, and a GET stops retrying.
 
+use super::breaker::{Breaker, Gate};
 use super::error::{Error, excerpt};
 use super::models::{self, BuildingAnswer, TokenGrant};
 use super::token::TokenCache;
@@ -19,7 +23,7 @@ use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use secrecy::{ExposeSecret, SecretString};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use url::Url;
 
 /// A whole response body, read within the size cap.
@@ -79,6 +83,7 @@ struct Inner {
     request_timeout: Duration,
     max_body: u64,
     insecure: bool,
+    breaker: Breaker,
 }
 
 impl std::fmt::Debug for Client {
@@ -133,13 +138,51 @@ impl Client {
                 request_timeout: s.request_timeout,
                 max_body: s.max_page_bytes,
                 insecure: s.insecure_skip_tls_verify,
+                breaker: Breaker::new(s.breaker_failures, s.breaker_probe_interval),
             }),
         })
     }
 
     /// Obtains a token now (for `check-config --connect`).
     pub async fn connect(&self) -> Result<(), Error> {
-        self.token().await.map(|_| ())
+        let endpoint = || endpoint_name(&Method::POST, TOKEN_PATH, &[]);
+        self.call(endpoint, async { self.token().await.map(|_| ()) })
+            .await
+    }
+
+    /// Whether a call made now would be sent, probe the appliance, or be refused.
+    pub fn gate(&self) -> Gate {
+        self.inner.breaker.gate(Instant::now())
+    }
+
+    /// Whether calls are paused after repeated failures (a probe may be due).
+    pub fn is_paused(&self) -> bool {
+        self.inner.breaker.is_open()
+    }
+
+    /// Runs one call through the breaker: refused at once while it holds calls; an end that
+    /// points at an outage counts towards opening it, any other end closes it.
+    async fn call<T>(
+        &self,
+        endpoint: impl FnOnce() -> String,
+        call: impl Future<Output = Result<T, Error>>,
+    ) -> Result<T, Error> {
+        let permit = self
+            .inner
+            .breaker
+            .admit(Instant::now())
+            .map_err(|retry_in| Error::Paused {
+                endpoint: endpoint(),
+                retry_in,
+            })?;
+        let result = call.await;
+        match &result {
+            // A retry the breaker held back: the call says nothing about the appliance.
+            Err(Error::Paused { .. }) => drop(permit),
+            Err(e) if e.is_retryable() => permit.finish(Some(e), Instant::now()),
+            _ => permit.finish(None, Instant::now()),
+        }
+        result
     }
 
     /// Whether certificate verification is off (warned about on every pull).
@@ -161,9 +204,24 @@ impl Client {
             .with_max_times(retry.max_retries as usize)
             .with_jitter();
         let endpoint = endpoint_name(&Method::GET, path, query);
-        (|| async { self.authorized(Method::GET, path, query, None).await })
+        let tries = std::sync::atomic::AtomicU32::new(0);
+        let attempt = || async {
+            // A retry already waiting when the breaker opened is not sent either.
+            if tries.fetch_add(1, Ordering::Relaxed) > 0
+                && let Some(retry_in) = self.inner.breaker.paused_for(Instant::now())
+            {
+                return Err(Error::Paused {
+                    endpoint: endpoint.clone(),
+                    retry_in,
+                });
+            }
+            self.authorized(Method::GET, path, query, None).await
+        };
+        let attempts = attempt
             .retry(backoff)
-            .when(Error::is_retryable)
+            // Once the breaker opens (this call's failures or another's), stop: a probe is
+            // one attempt, and an outage is reported once, not per retry.
+            .when(|e| e.is_retryable() && !self.inner.breaker.is_open())
             .adjust(|e, planned| {
                 // Retry-After replaces the planned step (never past the cap); an exhausted
                 // backoff stays exhausted.
@@ -171,16 +229,20 @@ impl Client {
             })
             .notify(|e, after| {
                 tracing::warn!(endpoint = %endpoint, retry_in_ms = after.as_millis() as u64, error = %e, "request failed, retrying");
-            })
-            .await
+            });
+        self.call(|| endpoint.clone(), attempts).await
     }
 
     /// POST one building (form-encoded, only the fields given) once; Device42's building id on
     /// success. A 401/403 is answered by one token refresh and one more try, as for every request.
     pub async fn post_building(&self, fields: &[(&str, &str)]) -> Result<Option<i64>, Error> {
         let form = serde_urlencoded_form(fields);
+        let endpoint = || endpoint_name(&Method::POST, BUILDINGS_PATH, &[]);
         let body = self
-            .authorized(Method::POST, BUILDINGS_PATH, &[], Some(form))
+            .call(
+                endpoint,
+                self.authorized(Method::POST, BUILDINGS_PATH, &[], Some(form)),
+            )
             .await?;
         match models::parse_building_answer(&body.bytes).map_err(|cause| body.bad(cause))? {
             BuildingAnswer::Accepted(id) => Ok(id),

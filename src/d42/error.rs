@@ -89,6 +89,15 @@ pub enum Error {
         /// A short sanitised excerpt of the body.
         excerpt: String,
     },
+    /// Not sent: the appliance failed repeatedly and the breaker holds calls until its next
+    /// probe (see [`super::breaker`]).
+    #[error("{endpoint}: not sent: Device42 is unreachable, next probe in {}s", retry_in.as_secs())]
+    Paused {
+        /// Method and path.
+        endpoint: String,
+        /// Time until the next probe.
+        retry_in: Duration,
+    },
     /// The body was larger than `device42.max_page_bytes`.
     #[error("{endpoint}: response body larger than {limit} bytes (device42.max_page_bytes)")]
     TooLarge {

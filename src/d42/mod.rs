@@ -2,15 +2,18 @@
 //! with capped, jittered backoff, and the response models. No SQL here.
 //!
 //! - [`client`]: [`Client`], requests with authentication and retries.
+//! - [`breaker`]: pauses calls to an appliance that keeps failing, probing once per interval.
 //! - [`token`]: the token cache: obtained once, refreshed before expiry, single flight.
 //! - [`models`]: parsing of the responses, tolerant where Device42 is inconsistent.
 //! - [`error`]: [`Error`], which says whether a failure is worth retrying.
 
+pub mod breaker;
 pub mod client;
 pub mod error;
 pub mod models;
 pub mod token;
 
+pub use breaker::Gate;
 pub use client::Client;
 pub use error::Error;
 

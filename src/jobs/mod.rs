@@ -8,17 +8,61 @@ pub mod backoff;
 pub mod pull_devices;
 pub mod push_buildings;
 
-use std::time::Duration;
+use crate::d42::{Client, Gate};
+use crate::store::runs::{Job, RunCounts};
+use std::time::{Duration, Instant};
 
 /// What a finished run reports to its caller (the command or the scheduler).
 #[derive(Debug, Clone)]
 pub struct RunReport {
     /// The `sync_runs` id, when a run was recorded.
     pub run_id: Option<i64>,
-    /// `ok`, `failed`, `held`, or `idle` (nothing to do, nothing recorded).
+    /// `ok`, `failed`, `held`, `idle` (nothing to do, nothing recorded) or `paused` (Device42
+    /// unreachable and no probe due: nothing tried, nothing recorded).
     pub outcome: &'static str,
     /// The counts recorded.
     pub counts: crate::store::runs::RunCounts,
     /// Wall time of the run.
     pub duration: Duration,
+}
+
+/// How a run may use Device42, decided when it starts.
+pub(crate) enum Start {
+    /// Normally; a failure is logged at ERROR.
+    Normal,
+    /// As the breaker's probe: one call first, and a failure is logged at DEBUG only, since the
+    /// breaker reported the outage when it opened.
+    Probe,
+}
+
+impl Start {
+    /// `Err` with the report of a skipped run while calls to Device42 are paused and no probe
+    /// is due; the skip is logged at DEBUG and counted as outcome `paused`.
+    pub(crate) fn of(client: &Client, job: Job, started: Instant) -> Result<Start, RunReport> {
+        match client.gate() {
+            Gate::Closed => Ok(Start::Normal),
+            Gate::Probe => Ok(Start::Probe),
+            Gate::Open { retry_in } => {
+                tracing::debug!(
+                    job = job.as_str(),
+                    probe_in_s = retry_in.as_secs(),
+                    "Device42 unreachable; run skipped"
+                );
+                crate::metrics::METRICS.run_counted(job.as_str(), "paused");
+                Err(RunReport {
+                    run_id: None,
+                    outcome: "paused",
+                    counts: RunCounts::default(),
+                    duration: started.elapsed(),
+                })
+            }
+        }
+    }
+
+    /// Whether a failure of this run is the breaker's to report: the run was a probe, and
+    /// either the breaker is still open or the run's call was refused (another job's call took
+    /// the probe).
+    pub(crate) fn failure_reported(&self, client: &Client, refused: bool) -> bool {
+        matches!(self, Start::Probe) && (refused || client.is_paused())
+    }
 }

@@ -9,7 +9,7 @@
 //! by the pages in flight, not by the inventory. A page whose body hashes as the same page of
 //! the last applied pull is not parsed: its records are the ones stored ([`crate::store::pages`]).
 
-use super::RunReport;
+use super::{RunReport, Start};
 use crate::config::DevicesSettings;
 use crate::d42::{self, Client};
 use crate::device::DeviceColumns;
@@ -105,7 +105,9 @@ struct FetchedItem {
 }
 
 /// Runs one pull and records it in `sync_runs`. Logs one INFO line on success, one WARN line
-/// when held, one ERROR line on failure; returns `Err` only when the run failed.
+/// when held, one ERROR line on failure (DEBUG for a failed probe while Device42 is
+/// unreachable); returns `Err` only when the run failed. While calls to Device42 are paused and
+/// no probe is due, the run is skipped: outcome `paused`, nothing recorded.
 pub async fn run(
     db: &Db,
     client: &Client,
@@ -114,6 +116,10 @@ pub async fn run(
     cancel: &CancellationToken,
 ) -> anyhow::Result<RunReport> {
     let started = Instant::now();
+    let start = match Start::of(client, Job::PullDevices, started) {
+        Ok(start) => start,
+        Err(skipped) => return Ok(skipped),
+    };
     let run_id = runs::start(db, Job::PullDevices).await?;
     let span = tracing::info_span!("pull_devices", run_id);
     async move {
@@ -147,7 +153,12 @@ pub async fn run(
             }
             Err(e) => {
                 let message = e.to_string();
-                tracing::error!(endpoint = %settings.endpoint, error = %message, duration_ms = duration.as_millis() as u64, "pull failed; devices unchanged");
+                let refused = matches!(e, PullError::Api(d42::Error::Paused { .. }));
+                if start.failure_reported(client, refused) {
+                    tracing::debug!(error = %message, "probe pull failed; devices unchanged");
+                } else {
+                    tracing::error!(endpoint = %settings.endpoint, error = %message, duration_ms = duration.as_millis() as u64, "pull failed; devices unchanged");
+                }
                 METRICS.run_finished(Job::PullDevices.as_str(), "failed", duration.as_secs_f64());
                 if let Err(record) = runs::finish(db, run_id, RunStatus::Failed, RunCounts::default(), Some(&message)).await {
                     tracing::warn!(error = %record, "could not record the failed run");
@@ -240,8 +251,14 @@ async fn pull_once(
     let advance_guess = if asked > 1 { asked - 1 } else { asked };
     // The next pages go out with the first one, on the guess that the server honours `limit`
     // and the inventory spans them: on a slow link that saves a whole round trip. A wrong guess
-    // costs a few requests that are thrown away (aborted when dropped).
-    let mut early: HashMap<u64, Fetching> = (1..settings.concurrency as u64)
+    // costs a few requests that are thrown away (aborted when dropped). While calls are paused
+    // the first page goes alone: it is the breaker's probe.
+    let early_pages = if client.is_paused() {
+        1
+    } else {
+        settings.concurrency as u64
+    };
+    let mut early: HashMap<u64, Fetching> = (1..early_pages)
         .map(|k| k * advance_guess)
         .map(|offset| {
             (

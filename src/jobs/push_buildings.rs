@@ -5,9 +5,13 @@
 //! open, and records each outcome in its own short transaction. A crash between Device42's
 //! answer and the recorded outcome leaves the row `sending`; the next start returns it to
 //! `pending` and it is sent again, which the upsert by name makes harmless.
+//!
+//! While calls to Device42 are paused after repeated failures, nothing is claimed: an outage
+//! costs no row an attempt. A probe run claims one row; rows the breaker refuses mid-run go
+//! back to `pending` with their attempt uncounted.
 
-use super::RunReport;
 use super::backoff;
+use super::{RunReport, Start};
 use crate::config::BuildingsSettings;
 use crate::d42::{self, Client};
 use crate::metrics::METRICS;
@@ -26,6 +30,8 @@ enum Outcome {
     Dead,
     /// Credentials refused: the row is retried later and the pass stops.
     AuthFailed(String),
+    /// Not sent: calls are paused. Back to `pending`, attempt uncounted.
+    Unsent,
 }
 
 /// Runs one push: passes over due rows until none are left or the service stops. A run with
@@ -37,9 +43,25 @@ pub async fn run(
     settings: &BuildingsSettings,
     cancel: &CancellationToken,
 ) -> anyhow::Result<RunReport> {
-    let result = run_inner(db, client, settings, cancel).await;
+    let started = Instant::now();
+    let buried = queue::bury_invalid(db).await?;
+    if buried > 0 {
+        tracing::warn!(rows = buried, "queue rows with an empty name marked dead");
+    }
+    let start = match Start::of(client, Job::PushBuildings, started) {
+        Ok(start) => start,
+        Err(skipped) => {
+            refresh_queue_metrics(db).await;
+            return Ok(skipped);
+        }
+    };
+    let result = run_inner(db, client, settings, cancel, &start, started).await;
     if let Err(e) = &result {
-        tracing::error!(error = %format!("{e:#}"), "push failed");
+        if start.failure_reported(client, false) {
+            tracing::debug!(error = %format!("{e:#}"), "probe push failed");
+        } else {
+            tracing::error!(error = %format!("{e:#}"), "push failed");
+        }
     }
     result
 }
@@ -49,14 +71,15 @@ async fn run_inner(
     client: &Client,
     settings: &BuildingsSettings,
     cancel: &CancellationToken,
+    start: &Start,
+    started: Instant,
 ) -> anyhow::Result<RunReport> {
-    let started = Instant::now();
     let due_before = crate::time::now_iso();
-    let buried = queue::bury_invalid(db).await?;
-    if buried > 0 {
-        tracing::warn!(rows = buried, "queue rows with an empty name marked dead");
-    }
-    let mut batch = queue::claim_due(db, &due_before, settings.batch_size).await?;
+    let first = match start {
+        Start::Probe => 1,
+        Start::Normal => settings.batch_size,
+    };
+    let mut batch = queue::claim_due(db, &due_before, first).await?;
     if batch.is_empty() {
         refresh_queue_metrics(db).await;
         prune(db, settings).await;
@@ -72,6 +95,7 @@ async fn run_inner(
     async move {
         let mut counts = RunCounts::default();
         let mut failure: Option<String> = None;
+        let mut unsent = 0;
         while !batch.is_empty() {
             counts.items += batch.len() as i64;
             let outcomes: Vec<anyhow::Result<Outcome>> = futures::stream::iter(batch)
@@ -87,11 +111,20 @@ async fn run_inner(
                         counts.failed += 1;
                         failure = Some(e);
                     }
+                    Ok(Outcome::Unsent) => {
+                        counts.items -= 1;
+                        unsent += 1;
+                    }
                     Err(e) => {
                         counts.failed += 1;
                         failure = Some(format!("{e:#}"));
                     }
                 }
+            }
+            if client.is_paused() {
+                failure.get_or_insert_with(|| {
+                    format!("Device42 unreachable; {unsent} rows not sent stay pending")
+                });
             }
             if failure.is_some() || cancel.is_cancelled() {
                 break;
@@ -154,6 +187,10 @@ async fn send_one(
             queue::mark_done(db, row.id, building_id).await?;
             tracing::debug!(id = row.id, building_id, "building sent");
             Ok(Outcome::Done)
+        }
+        Err(d42::Error::Paused { .. }) => {
+            queue::release(db, row.id).await?;
+            Ok(Outcome::Unsent)
         }
         Err(e @ d42::Error::Auth { .. }) => {
             let error = e.to_string();

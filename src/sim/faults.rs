@@ -171,6 +171,11 @@ impl Faults {
         }
     }
 
+    /// Drops every rule: the next requests are answered normally (`fail_rate` still applies).
+    pub fn clear(&mut self) {
+        self.rules.clear();
+    }
+
     /// The fault for this request, if any: every matching rule counts it, the first one past its
     /// skips applies; then, for `/api/`, a random fault at `fail_rate`.
     pub fn take(&mut self, method: &str, path: &str) -> Option<Fault> {

@@ -24,6 +24,8 @@ pub struct RecordedRequest {
     pub body: String,
     /// The status answered; 0 while unanswered, or when the fault sent none (reset, hang).
     pub status: u16,
+    /// When it arrived.
+    pub at: std::time::Instant,
 }
 
 impl RecordedRequest {
@@ -76,6 +78,7 @@ impl Journal {
             headers: request.headers.clone(),
             body: String::from_utf8_lossy(&request.body).into_owned(),
             status: 0,
+            at: std::time::Instant::now(),
         });
         self.first_seq + self.entries.len() as u64 - 1
     }

@@ -205,6 +205,11 @@ impl Simulator {
         lock(&self.shared().faults).inject(rule);
     }
 
+    /// Removes every injected fault rule, as when an outage ends.
+    pub fn clear_faults(&self) {
+        lock(&self.shared().faults).clear();
+    }
+
     /// Refuses every later building POST with this name, as `how` says.
     pub fn reject_building(&self, name: &str, how: Rejection) {
         lock(&self.shared().buildings)

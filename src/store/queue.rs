@@ -152,6 +152,18 @@ pub async fn mark_retry(
     Ok(())
 }
 
+/// Returns a claimed row that was never sent (the breaker refused the call) to `pending`, its
+/// attempt uncounted and its due time unchanged.
+pub async fn release(db: &Db, id: i64) -> Result<(), StoreError> {
+    db.execute_write(sqlx::query(
+        "UPDATE building_queue SET status = 'pending', attempts = max(attempts - 1, 0), updated_at = ? \
+         WHERE id = ? AND status = 'sending'",
+    )
+    .bind(now_iso())
+    .bind(id)).await?;
+    Ok(())
+}
+
 /// Records a permanent failure (or exhausted attempts): `dead`, never retried automatically.
 pub async fn mark_dead(db: &Db, id: i64, error: &str) -> Result<(), StoreError> {
     db.execute_write(sqlx::query(

@@ -590,3 +590,110 @@ async fn healthz_turns_unhealthy_when_pulls_keep_failing() {
     );
     assert_eq!(last, 503, "three periods (6 s) without a successful pull");
 }
+
+#[tokio::test]
+async fn an_outage_is_logged_once_and_probed_once_per_interval() {
+    // R20: during an outage the daemon sends one probe per open interval and logs one WARN
+    // when it stops calling and one INFO when Device42 answers again, however many ticks pass.
+    let env = TestEnv::start_with(
+        SimConfig {
+            devices: 300,
+            ..SimConfig::default()
+        },
+        "max_retries = 1\nbreaker_failures = 3\nbreaker_probe_interval = \"2s\"",
+        "[devices]\nschedule = \"* * * * * *\"\npage_size = 100\nconcurrency = 2\n\
+         [buildings]\nschedule = \"* * * * * *\"\nretry_base = \"100ms\"\nretry_max = \"200ms\"",
+    )
+    .await;
+    let mut child = spawn_run(&env, Stdio::piped());
+    let log = capture(child.stderr.take().unwrap());
+    wait_for_log(&log, "pull finished").await;
+
+    env.sim.inject(
+        d42sync::sim::FaultRule::new("/", d42sync::sim::Fault::HtmlPage(502)).times(u32::MAX),
+    );
+    let db = env.db().await;
+    for i in 0..5 {
+        sqlx::query(&format!(
+            "INSERT INTO building_queue (name) VALUES ('out{i}')"
+        ))
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    }
+    wait_for_log(&log, "Device42 unreachable").await;
+    let opened = Instant::now();
+    let lines_at_open = log.lock().unwrap().lines().count();
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    let lines_before_end = log.lock().unwrap().lines().count();
+    env.sim.clear_faults();
+    wait_for_log(&log, "Device42 answers again").await;
+    let started = Instant::now();
+    while crate::helpers::count(
+        &env,
+        "SELECT count(*) FROM building_queue WHERE status = 'done'",
+    )
+    .await
+        < 5
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the queue drains after the outage"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    sigterm(&child);
+    assert_eq!(
+        wait_exit(&mut child, Duration::from_secs(10)).await,
+        Some(0)
+    );
+    db.close().await;
+
+    let log = log.lock().unwrap().clone();
+    let count = |message: &str| {
+        let needle = format!("\"message\":\"{message}");
+        log.lines().filter(|l| l.contains(&needle)).count()
+    };
+    assert_eq!(count("Device42 unreachable"), 1, "one WARN: {log}");
+    assert_eq!(count("Device42 answers again"), 1, "one INFO: {log}");
+    for job in ["pull failed", "push failed"] {
+        assert!(
+            count(job) <= 1,
+            "only a run under way when calls stopped: {log}"
+        );
+    }
+    // Runs already under way when calls were paused end with one line each; nothing after.
+    assert!(
+        lines_before_end - lines_at_open <= 2,
+        "{} lines during 12 s of outage (24 ticks):\n{log}",
+        lines_before_end - lines_at_open
+    );
+    let probes: Vec<Instant> = env
+        .sim
+        .requests()
+        .iter()
+        .filter(|r| r.status == 502 && r.at > opened)
+        .map(|r| r.at)
+        .collect();
+    assert!(
+        (3..=7).contains(&probes.len()),
+        "one probe per 2 s over 12 s: {} probes",
+        probes.len()
+    );
+    for pair in probes.windows(2) {
+        assert!(
+            pair[1] - pair[0] >= Duration::from_millis(1_950),
+            "probes {:?} apart",
+            pair[1] - pair[0]
+        );
+    }
+    assert_eq!(
+        crate::helpers::count(
+            &env,
+            "SELECT count(*) FROM building_queue WHERE status = 'dead'"
+        )
+        .await,
+        0,
+        "an outage dead-letters nothing"
+    );
+}

@@ -224,8 +224,10 @@ async fn a_row_that_keeps_failing_is_dead_after_max_attempts_and_requeue_revives
 
 #[tokio::test]
 async fn backoff_stays_within_full_jitter_bounds_and_honours_retry_after() {
-    let env = TestEnv::start(
+    // Every row fails here: the breaker, which would stop the push after three, is off.
+    let env = TestEnv::start_with(
         SimConfig::default(),
+        "breaker_failures = 0",
         "[buildings]\nretry_base = \"2s\"\nretry_max = \"1h\"",
     )
     .await;
@@ -471,8 +473,9 @@ async fn done_rows_older_than_their_retention_are_pruned_and_requeue_by_id_needs
 async fn a_push_tries_each_row_once_however_short_its_backoff() {
     // With a 1 ms backoff a failed row is due again almost at once; the same push must still
     // leave it for the next run rather than hammer a failing appliance in a loop.
-    let env = TestEnv::start(
+    let env = TestEnv::start_with(
         SimConfig::default(),
+        "breaker_failures = 0",
         "[buildings]\nretry_base = \"1ms\"\nretry_max = \"1ms\"",
     )
     .await;
@@ -500,4 +503,75 @@ async fn a_push_tries_each_row_once_however_short_its_backoff() {
     db.close().await;
     assert_eq!(attempts, vec![("pending".to_string(), 1); 5]);
     assert_eq!(env.sim.building_posts("once0"), 1);
+}
+
+#[tokio::test]
+async fn an_outage_pauses_the_push_and_costs_the_rows_not_sent_nothing() {
+    let env = TestEnv::start_with(
+        SimConfig::default(),
+        "breaker_failures = 3\nbreaker_probe_interval = \"1s\"",
+        "[buildings]\nconcurrency = 1\nretry_base = \"1ms\"\nretry_max = \"1ms\"",
+    )
+    .await;
+    env.sim
+        .inject(FaultRule::new(BUILDINGS, Fault::HtmlPage(502)).times(1_000));
+    let db = env.db().await;
+    for i in 0..20 {
+        sql(
+            &db,
+            &format!("INSERT INTO building_queue (name) VALUES ('o{i}')"),
+        )
+        .await;
+    }
+    let (settings, client) = (env.settings(), env.client());
+    let push = async || {
+        push_buildings::run(&db, &client, &settings.buildings, &CancellationToken::new()).await
+    };
+    let posts = || {
+        env.sim
+            .requests()
+            .iter()
+            .filter(|r| r.method == "POST" && r.path == BUILDINGS)
+            .count()
+    };
+    let attempts = async || -> Vec<(String, i64)> {
+        sqlx::query_as("SELECT status, attempts FROM building_queue ORDER BY id")
+            .fetch_all(&db.pool)
+            .await
+            .unwrap()
+    };
+
+    let first = push().await.unwrap_err().to_string();
+    assert!(first.contains("unreachable"), "{first}");
+    assert_eq!(posts(), 3, "three failures open the breaker");
+    let mut expected = vec![("pending".to_string(), 1); 3];
+    expected.extend(vec![("pending".to_string(), 0); 17]);
+    assert_eq!(
+        attempts().await,
+        expected,
+        "rows never sent keep their budget"
+    );
+
+    let paused = push().await.unwrap();
+    assert_eq!(paused.outcome, "paused");
+    assert_eq!(posts(), 3, "no call before the probe is due");
+
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    assert!(push().await.is_err(), "the probe fails: still down");
+    assert_eq!(posts(), 4, "one probe, one row");
+    assert_eq!(push().await.unwrap().outcome, "paused");
+
+    env.sim.clear_faults();
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let report = push().await.unwrap();
+    assert_eq!((report.outcome, report.counts.sent), ("ok", 20));
+    assert_eq!(posts(), 24);
+    let done = attempts().await;
+    db.close().await;
+    assert!(done.iter().all(|(status, _)| status == "done"), "{done:?}");
+    assert_eq!(
+        done.iter().map(|(_, n)| n).sum::<i64>(),
+        24,
+        "an attempt per POST sent, none for the refused ones"
+    );
 }

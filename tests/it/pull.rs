@@ -429,7 +429,8 @@ async fn sigkill_at_random_moments_leaves_the_old_or_the_new_snapshot() {
     env.sim.set_page_delay(Duration::from_millis(5));
     assert_eq!(pull(&env).await, Ok("ok"));
     let mut rng = rand::rngs::StdRng::seed_from_u64(20261128);
-    let iterations = 50;
+    // R1 asks for at least 200 seeded kills.
+    let iterations = 200;
     let (mut saw_old, mut saw_new) = (0, 0);
     for i in 0..iterations {
         let old = devices_checksum(&env.db_path()).await;

@@ -14,8 +14,13 @@
 //!   `added` rows into `pull_load_changes` when `device_changes` is empty too), tables of the main
 //!   database created from the very definitions of the tables they stand for, committed page by
 //!   page. Apply swaps them in by rename, so each record is written once instead of being staged
-//!   and then copied in one huge transaction. Until then nothing reads them; a crash leaves them
-//!   behind and the next pull drops them.
+//!   and then copied in one huge transaction. The indexes the load fills in key order (on
+//!   `device_id`, the run or its time) move from the empty tables to the load tables when these
+//!   are created, names and definitions unchanged, so they grow by appending instead of costing
+//!   a scan of the whole inventory each in the apply; the others (`name`, a report's own) are
+//!   built in the apply, where a sort beats random inserts. Until the apply nothing reads the
+//!   load tables; a crash leaves them behind and the next pull drops them and moves the indexes
+//!   back.
 
 use super::pages::{self, Basis, KnownPage, KnownPages, SeenPage};
 use super::runs::{self, RunCounts, RunStatus};
@@ -100,12 +105,11 @@ enum Target {
 struct Load {
     /// Copies the WAL into the database file beside the staging, see [`Checkpointer`].
     checkpointer: Checkpointer,
-    /// `CREATE TABLE` of `pull_load_devices`, and the `CREATE INDEX` statements of `devices`
-    /// (built after the rename: index names are unique per database).
-    devices: (String, Vec<String>),
+    /// `CREATE TABLE` of `pull_load_devices`, and what becomes of the indexes of `devices`.
+    devices: Definition,
     /// The same for `pull_load_changes`, when `device_changes` was empty and is replaced too;
     /// otherwise the `added` rows are copied from the new `devices` on apply.
-    changes: Option<(String, Vec<String>)>,
+    changes: Option<Definition>,
 }
 
 /// How a pull's last attempt took its pages.
@@ -206,9 +210,9 @@ impl PullStage {
             Target::Load(load) => {
                 drop_load_tables(&mut self.conn).await?;
                 let mut tx = self.conn.begin_with("BEGIN IMMEDIATE").await?;
-                sqlx::query(&load.devices.0).execute(&mut *tx).await?;
-                if let Some((create, _)) = &load.changes {
-                    sqlx::query(create).execute(&mut *tx).await?;
+                create_load_table(&mut tx, LOAD_DEVICES, &load.devices).await?;
+                if let Some(changes) = &load.changes {
+                    create_load_table(&mut tx, LOAD_CHANGES, changes).await?;
                 }
                 tx.commit().await?;
             }
@@ -554,15 +558,7 @@ impl PullStage {
         let Target::Load(load) = &self.target else {
             unreachable!("apply_load on a compare stage");
         };
-        let (devices, changes) = (load.devices.1.clone(), load.changes.clone());
         let (run_id, now) = (self.run_id, self.at.clone());
-        // Without it, a rename fails while a view (a report's, say) names the dropped table, and
-        // would rewrite such views to follow a renamed one; with it, views are left as written
-        // and find the new table by its name. The connection is closed after the pull, so the
-        // setting goes with it.
-        sqlx::query("PRAGMA legacy_alter_table = ON")
-            .execute(&mut *self.conn)
-            .await?;
         let mut tx = self.conn.begin_with("BEGIN IMMEDIATE").await?;
         if !is_empty(&mut tx, LOAD_DEVICES.0).await? {
             return Err(StoreError::Conflict(
@@ -572,10 +568,10 @@ impl PullStage {
         let (added,): (i64,) = sqlx::query_as("SELECT count(*) FROM main.pull_load_devices")
             .fetch_one(&mut *tx)
             .await?;
-        swap_in(&mut tx, LOAD_DEVICES, &devices).await?;
-        match changes {
-            Some((_, indexes)) if is_empty(&mut tx, LOAD_CHANGES.0).await? => {
-                swap_in(&mut tx, LOAD_CHANGES, &indexes).await?;
+        swap_in(&mut tx, LOAD_DEVICES, &load.devices.rebuilt).await?;
+        match &load.changes {
+            Some(changes) if is_empty(&mut tx, LOAD_CHANGES.0).await? => {
+                swap_in(&mut tx, LOAD_CHANGES, &changes.rebuilt).await?;
             }
             _ => {
                 sqlx::query(
@@ -639,9 +635,11 @@ impl Load {
         };
         let checkpointer = Checkpointer::start(pool).await?;
         // The staging connection leaves checkpoints to the checkpointer; `discard` restores it.
+        // The connection is closed after the pull, so its settings go with it.
         sqlx::query("PRAGMA wal_autocheckpoint = 0")
             .execute(&mut *conn)
             .await?;
+        legacy_renames(conn, true).await?;
         Ok(Some(Self {
             checkpointer,
             devices,
@@ -738,12 +736,28 @@ async fn is_empty(conn: &mut SqliteConnection, table: &str) -> Result<bool, Stor
     Ok(empty)
 }
 
-/// The `CREATE TABLE` of `load` (`table`'s own definition under the other name) and `table`'s
-/// `CREATE INDEX` statements; `None` if its definition does not start as expected.
+/// A load table's `CREATE TABLE` and what becomes of the indexes of the table it replaces.
+struct Definition {
+    /// `table`'s own definition under the load table's name.
+    create: String,
+    /// The indexes the load fills in key order, moved to the load table: (name, `CREATE INDEX`).
+    moved: Vec<(String, String)>,
+    /// The others' `CREATE INDEX`, run after the swap.
+    rebuilt: Vec<String>,
+}
+
+/// Columns a load writes in ascending order (`device_id`) or with one value (the run and its
+/// time), by table: an index that starts with one of them grows by appending during the load.
+const LOADED_IN_ORDER: &[(&str, &[&str])] = &[
+    ("devices", &["device_id", "first_seen", "last_changed"]),
+    ("device_changes", &["run_id", "device_id", "change", "at"]),
+];
+
+/// How `table` is redefined as `load`; `None` if its definition does not start as expected.
 async fn definition(
     conn: &mut SqliteConnection,
     (table, load): (&str, &str),
-) -> Result<Option<(String, Vec<String>)>, StoreError> {
+) -> Result<Option<Definition>, StoreError> {
     let sql: Option<(String,)> =
         sqlx::query_as("SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = ?")
             .bind(table)
@@ -752,13 +766,110 @@ async fn definition(
     let Some(create) = sql.and_then(|(sql,)| renamed(&sql, table, load)) else {
         return Ok(None);
     };
-    let indexes: Vec<(String,)> = sqlx::query_as(
-        "SELECT sql FROM sqlite_schema WHERE type = 'index' AND tbl_name = ? AND sql IS NOT NULL",
+    let in_order = LOADED_IN_ORDER
+        .iter()
+        .find(|(t, _)| *t == table)
+        .map_or(&[][..], |(_, columns)| columns);
+    let indexes: Vec<(String, String, Option<String>)> = sqlx::query_as(
+        "SELECT m.name, m.sql, \
+         (SELECT i.name FROM pragma_index_info(m.name) i WHERE i.seqno = 0) \
+         FROM main.sqlite_schema m \
+         WHERE m.type = 'index' AND m.tbl_name = ? AND m.sql IS NOT NULL ORDER BY m.name",
+    )
+    .bind(table)
+    .fetch_all(&mut *conn)
+    .await?;
+    let (mut moved, mut rebuilt) = (Vec::new(), Vec::new());
+    for (name, sql, first) in indexes {
+        match first {
+            Some(column) if in_order.contains(&column.as_str()) => moved.push((name, sql)),
+            _ => rebuilt.push(sql),
+        }
+    }
+    Ok(Some(Definition {
+        create,
+        moved,
+        rebuilt,
+    }))
+}
+
+/// The explicit indexes of `table`: (name, `CREATE INDEX`).
+async fn indexes_of(
+    conn: &mut SqliteConnection,
+    table: &str,
+) -> Result<Vec<(String, String)>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT name, sql FROM main.sqlite_schema \
+         WHERE type = 'index' AND tbl_name = ? AND sql IS NOT NULL ORDER BY name",
     )
     .bind(table)
     .fetch_all(conn)
-    .await?;
-    Ok(Some((create, indexes.into_iter().map(|(s,)| s).collect())))
+    .await?)
+}
+
+/// `PRAGMA legacy_alter_table`. On, a rename leaves views as written (they find the new table
+/// by its name) instead of rewriting them to follow the renamed one or failing while a view
+/// names a dropped table; indexes still follow their table.
+async fn legacy_renames(conn: &mut SqliteConnection, on: bool) -> Result<(), StoreError> {
+    sqlx::query(&format!("PRAGMA legacy_alter_table = {}", u8::from(on)))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Where a table waits while a load table briefly bears its name.
+const ASIDE: &str = "pull_swap";
+
+/// `ALTER TABLE from RENAME TO to`.
+async fn rename(tx: &mut SqliteConnection, from: &str, to: &str) -> Result<(), StoreError> {
+    sqlx::query(&format!("ALTER TABLE main.{from} RENAME TO {to}"))
+        .execute(tx)
+        .await?;
+    Ok(())
+}
+
+/// Runs `statements` (`CREATE INDEX` of another table's) while table `actual` bears `name`, a
+/// free name, within the caller's transaction: the indexes are built on `actual`, and SQLite
+/// rewrites their definitions when the name goes back.
+async fn under_name(
+    tx: &mut SqliteConnection,
+    actual: &str,
+    name: &str,
+    statements: &[(String, String)],
+) -> Result<(), StoreError> {
+    if statements.is_empty() {
+        return Ok(());
+    }
+    rename(tx, actual, name).await?;
+    for (_, sql) in statements {
+        sqlx::query(sql).execute(&mut *tx).await?;
+    }
+    rename(tx, name, actual).await
+}
+
+/// Creates `load` and moves the (empty) indexes it is to fill in key order from `table` to it,
+/// names and all.
+async fn create_load_table(
+    tx: &mut SqliteConnection,
+    pair: (&str, &str),
+    definition: &Definition,
+) -> Result<(), StoreError> {
+    let (table, load) = pair;
+    sqlx::query(&definition.create).execute(&mut *tx).await?;
+    if definition.moved.is_empty() {
+        return Ok(());
+    }
+    for (name, _) in &definition.moved {
+        sqlx::query(&format!(
+            "DROP INDEX main.\"{}\"",
+            name.replace('"', "\"\"")
+        ))
+        .execute(&mut *tx)
+        .await?;
+    }
+    rename(tx, table, ASIDE).await?;
+    under_name(tx, load, table, &definition.moved).await?;
+    rename(tx, ASIDE, table).await
 }
 
 /// `CREATE TABLE <table> ...` rewritten as `CREATE TABLE <to> ...`. SQLite keeps a table's
@@ -778,25 +889,24 @@ fn renamed(sql: &str, table: &str, to: &str) -> Option<String> {
         .then(|| format!("{CREATE}{to}{rest}"))
 }
 
-/// Replaces `table` by `load`, and builds `table`'s indexes on it.
+/// Replaces `table` by `load`, which carries the moved indexes, and builds the `rebuilt` ones.
 async fn swap_in(
     tx: &mut SqliteConnection,
     (table, load): (&str, &str),
-    indexes: &[String],
+    rebuilt: &[String],
 ) -> Result<(), StoreError> {
     sqlx::query(&format!("DROP TABLE main.{table}"))
         .execute(&mut *tx)
         .await?;
-    sqlx::query(&format!("ALTER TABLE main.{load} RENAME TO {table}"))
-        .execute(&mut *tx)
-        .await?;
-    for index in indexes {
+    rename(tx, load, table).await?;
+    for index in rebuilt {
         sqlx::query(index).execute(&mut *tx).await?;
     }
     Ok(())
 }
 
-/// Drops the load-mode tables, if a pull left them.
+/// Drops the load-mode tables, if a pull left them, and gives their indexes back to the tables
+/// they were taken from.
 async fn drop_load_tables(conn: &mut SqliteConnection) -> Result<(), StoreError> {
     let (left,): (i64,) = sqlx::query_as(
         "SELECT count(*) FROM main.sqlite_schema WHERE type = 'table' AND name IN (?, ?)",
@@ -808,11 +918,25 @@ async fn drop_load_tables(conn: &mut SqliteConnection) -> Result<(), StoreError>
     if left == 0 {
         return Ok(());
     }
+    let (was,): (bool,) = sqlx::query_as("PRAGMA legacy_alter_table")
+        .fetch_one(&mut *conn)
+        .await?;
+    legacy_renames(conn, true).await?;
+    let dropped = give_indexes_back(conn).await;
+    legacy_renames(conn, was).await?;
+    dropped
+}
+
+async fn give_indexes_back(conn: &mut SqliteConnection) -> Result<(), StoreError> {
     let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
-    for (_, load) in [LOAD_DEVICES, LOAD_CHANGES] {
-        sqlx::query(&format!("DROP TABLE IF EXISTS main.{load}"))
+    for pair in [LOAD_DEVICES, LOAD_CHANGES] {
+        // The load table's indexes, read before the drop: their statements name the load
+        // table, so they run while the table they came from bears its name.
+        let indexes = indexes_of(&mut tx, pair.1).await?;
+        sqlx::query(&format!("DROP TABLE IF EXISTS main.{}", pair.1))
             .execute(&mut *tx)
             .await?;
+        under_name(&mut tx, pair.0, pair.1, &indexes).await?;
     }
     tx.commit().await?;
     Ok(())

@@ -595,8 +595,9 @@ async fn unchanged_pages_are_not_parsed_again_and_never_hide_a_change() {
 }
 
 /// Each column of `devices` and `device_changes`: name, type, NOT NULL and primary-key position.
-async fn column_definitions(db: &d42sync::store::Db) -> Vec<String> {
-    let mut tables = Vec::new();
+/// The columns of `devices` and `device_changes`, then their indexes with table and columns.
+async fn table_definitions(db: &d42sync::store::Db) -> Vec<String> {
+    let mut definitions = Vec::new();
     for table in ["devices", "device_changes"] {
         let columns: String = sqlx::query_scalar(
             "SELECT group_concat(name || ' ' || type || ' ' || \"notnull\" || ' ' || pk, ', ') \
@@ -606,18 +607,25 @@ async fn column_definitions(db: &d42sync::store::Db) -> Vec<String> {
         .fetch_one(&db.pool)
         .await
         .unwrap();
-        tables.push(columns);
+        definitions.push(columns);
     }
-    tables
+    let indexes: Vec<String> = sqlx::query_scalar(
+        "SELECT m.name || ' ON ' || m.tbl_name || ' (' || \
+         (SELECT group_concat(i.name, ', ') FROM pragma_index_info(m.name) i) || ')' \
+         FROM sqlite_schema m WHERE m.type = 'index' AND m.sql IS NOT NULL \
+         AND m.tbl_name IN ('devices', 'device_changes') ORDER BY m.name",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
+    definitions.extend(indexes);
+    definitions
 }
 
 #[tokio::test]
 async fn a_first_pull_swaps_in_tables_that_keep_reports_views_and_indexes() {
     let env = TestEnv::start(sim(1_200), "[devices]\npage_size = 250").await;
     assert!(env.run(&["migrate"]).await.status.success());
-    let db = env.db().await;
-    let before = column_definitions(&db).await;
-    db.close().await;
     // A report's view and index, and what a pull killed during a first load leaves behind.
     exec(
         &env,
@@ -626,14 +634,17 @@ async fn a_first_pull_swaps_in_tables_that_keep_reports_views_and_indexes() {
          CREATE TABLE pull_load_devices (leftover INTEGER)",
     )
     .await;
+    let db = env.db().await;
+    let before = table_definitions(&db).await;
+    db.close().await;
 
     assert_eq!(pull(&env).await, Ok("ok"));
     let db = env.db().await;
     assert!(stored_devices(&db).await == expected(&env));
     assert_eq!(
-        column_definitions(&db).await,
+        table_definitions(&db).await,
         before,
-        "the tables have their migrated columns"
+        "the tables have their migrated columns and every index"
     );
     let (in_view,): (i64,) = sqlx::query_as("SELECT count(*) FROM report")
         .fetch_one(&db.pool)
@@ -717,6 +728,10 @@ async fn sigkill_during_a_first_load_leaves_no_devices_or_all_of_them() {
     let env = TestEnv::start(sim(3_000), "[devices]\npage_size = 250\nconcurrency = 2").await;
     env.sim.set_page_delay(Duration::from_millis(5));
     let full = checksum(&expected(&env));
+    assert!(env.run(&["migrate"]).await.status.success());
+    let db = env.db().await;
+    let definitions = table_definitions(&db).await;
+    db.close().await;
     let mut rng = rand::rngs::StdRng::seed_from_u64(2026_1128);
     let (mut saw_empty, mut saw_full) = (0, 0);
     for i in 0..15 {
@@ -745,6 +760,13 @@ async fn sigkill_during_a_first_load_leaves_no_devices_or_all_of_them() {
             left, 0,
             "iteration {i}: the next pull dropped what the killed one left"
         );
+        let db = env.db().await;
+        assert_eq!(
+            table_definitions(&db).await,
+            definitions,
+            "iteration {i}: every index is back on its table"
+        );
+        db.close().await;
     }
     assert!(
         saw_empty > 0,

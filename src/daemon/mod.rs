@@ -125,10 +125,12 @@ pub async fn run(config_path: PathBuf, settings: Settings) -> anyhow::Result<()>
                 crate::failpoint::stall("daemon.stall", ctx.started_at);
                 ctx.loop_alive.store(chrono::Utc::now().timestamp_millis(), Ordering::Relaxed);
                 // The watchdog is fed only while the cron ticker is alive too.
-                if scheduler.since_heartbeat() < Duration::from_secs(10) {
+                if notifier.watchdog_interval.is_some()
+                    && scheduler.since_heartbeat() < Duration::from_secs(10)
+                {
                     notifier.notify("WATCHDOG=1");
                 }
-                let status = status_line(&ctx.db).await;
+                let status = status_line(&ctx).await;
                 if status != last_status {
                     notifier.notify(&format!("STATUS={status}"));
                     last_status = status;
@@ -261,7 +263,9 @@ async fn reload(config_path: &std::path::Path, ctx: &Arc<Context>, scheduler: &S
 }
 
 /// One line for `systemctl status`: the last pull and the queue.
-async fn status_line(db: &Db) -> String {
+/// The STATUS= line: the last pull, devices and queue, led by the outage when calls are paused.
+async fn status_line(ctx: &Context) -> String {
+    let db = &ctx.db;
     let pull = match runs::last(db, runs::Job::PullDevices).await {
         Ok(Some(r)) => format!(
             "last pull {} at {}",
@@ -277,5 +281,10 @@ async fn status_line(db: &Db) -> String {
     let devices = crate::metrics::METRICS
         .devices_stored
         .load(Ordering::Relaxed);
-    format!("{pull}; {devices} devices; {queue}")
+    let outage = if ctx.current().1.is_paused() {
+        "Device42 unreachable, calls paused; "
+    } else {
+        ""
+    };
+    format!("{outage}{pull}; {devices} devices; {queue}")
 }

@@ -16,7 +16,10 @@ impl Notifier {
     pub fn from_env() -> Self {
         let socket = std::env::var_os("NOTIFY_SOCKET").and_then(|path| {
             let addr = socket_addr(path.to_str()?)?;
-            Some((UnixDatagram::unbound().ok()?, addr))
+            let socket = UnixDatagram::unbound().ok()?;
+            // A receiver that stops reading must not block the main loop (nor a stop).
+            socket.set_nonblocking(true).ok()?;
+            Some((socket, addr))
         });
         let for_us = std::env::var("WATCHDOG_PID")
             .map(|p| p.trim() == std::process::id().to_string())
@@ -32,7 +35,8 @@ impl Notifier {
         }
     }
 
-    /// Sends one notification; failures are logged at debug (systemd may be restarting).
+    /// Sends one notification without waiting; failures (systemd restarting, a full queue) are
+    /// logged at debug.
     pub fn notify(&self, state: &str) {
         if let Some((socket, addr)) = &self.socket
             && let Err(e) = socket.send_to_addr(state.as_bytes(), addr)

@@ -605,7 +605,14 @@ async fn an_outage_is_logged_once_and_probed_once_per_interval() {
          [buildings]\nschedule = \"* * * * * *\"\nretry_base = \"100ms\"\nretry_max = \"200ms\"",
     )
     .await;
-    let mut child = spawn_run(&env, Stdio::piped());
+    let socket = NotifySocket::bind(env.dir.path(), "notify.sock");
+    let mut child = env
+        .command(&["run"])
+        .env("NOTIFY_SOCKET", &socket.path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     let log = capture(child.stderr.take().unwrap());
     wait_for_log(&log, "pull finished").await;
 
@@ -624,7 +631,13 @@ async fn an_outage_is_logged_once_and_probed_once_per_interval() {
     wait_for_log(&log, "Device42 unreachable").await;
     let opened = Instant::now();
     let lines_at_open = log.lock().unwrap().lines().count();
-    tokio::time::sleep(Duration::from_secs(12)).await;
+    let paused = |m: &str| m.starts_with("STATUS=Device42 unreachable");
+    let status = socket.collect(Duration::from_secs(3), paused).await;
+    assert!(
+        status.iter().any(|m| paused(&m.1)),
+        "systemctl status shows the outage: {status:?}"
+    );
+    tokio::time::sleep(Duration::from_secs(9)).await;
     let lines_before_end = log.lock().unwrap().lines().count();
     env.sim.clear_faults();
     wait_for_log(&log, "Device42 answers again").await;
@@ -695,5 +708,22 @@ async fn an_outage_is_logged_once_and_probed_once_per_interval() {
         .await,
         0,
         "an outage dead-letters nothing"
+    );
+}
+
+#[tokio::test]
+async fn a_notification_socket_nobody_reads_never_blocks_a_stop() {
+    // Pings every 0.5 s fill the socket's queue (net.unix.max_dgram_qlen, 10 here) in seconds;
+    // a blocking send would then hang the main loop, and SIGTERM with it.
+    let env = TestEnv::start(SimConfig::default(), "").await;
+    let socket = NotifySocket::bind(env.dir.path(), "unread.sock");
+    let mut child = spawn_notified(&env, &socket, None);
+    wait_for_lock(&env, &child).await;
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    sigterm(&child);
+    assert_eq!(
+        wait_exit(&mut child, Duration::from_secs(10)).await,
+        Some(0),
+        "a full notification queue does not hold up the stop"
     );
 }

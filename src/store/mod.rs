@@ -27,7 +27,7 @@ pub const JOURNAL_SIZE_LIMIT: u64 = 64 << 20;
 pub const WAL_AUTOCHECKPOINT: u32 = 1000;
 
 /// The database page size; see `open_unmigrated`.
-pub const PAGE_SIZE: u32 = 8192;
+pub const PAGE_SIZE: u32 = 32 * 1024;
 
 /// Connections in the pool: one pull (which holds one for its staging table), push workers,
 /// and status queries.
@@ -83,8 +83,9 @@ impl Db {
             .foreign_keys(true)
             .pragma("journal_size_limit", JOURNAL_SIZE_LIMIT.to_string())
             // Device records are about 2.5 KB: 4 KiB pages hold one each and waste a third of
-            // the file (and of every write); 8 KiB pages hold three. Takes effect when the file
-            // is created.
+            // the file (and of every write); 32 KiB pages hold twelve, and a pull does a quarter
+            // of the page work of 8 KiB ones (see `bench/findings.md`). Takes effect when the
+            // file is created; an existing database keeps its page size.
             .page_size(PAGE_SIZE)
             // Large temp tables (a pull's staging) spill to disk rather than grow memory.
             .pragma("temp_store", "FILE");

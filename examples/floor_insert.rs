@@ -2,10 +2,12 @@
 //!
 //! First (untimed) it downloads every page of the devices list from a simulator and keeps each
 //! record's id and raw JSON text in memory, cut exactly as `d42sync` cuts them. Then it creates
-//! a fresh database in WAL mode with `synchronous=NORMAL`, a table `devices (id INTEGER PRIMARY
-//! KEY, raw TEXT NOT NULL)`, and times only `BEGIN`, multi-row `INSERT`s of `--rows-per-insert`
-//! records each (one prepared statement, reused) and `COMMIT`. No hashing, no change tracking,
-//! no staging table: a lower bound on storing the records, not what the product does.
+//! a fresh database in WAL mode with `synchronous=NORMAL` and d42sync's page size
+//! ([`d42sync::store::PAGE_SIZE`]; a floor on worse settings would flatter the product), a table
+//! `devices (id INTEGER PRIMARY KEY, raw TEXT NOT NULL)`, and times only `BEGIN`, multi-row
+//! `INSERT`s of `--rows-per-insert` records each (one prepared statement, reused) and `COMMIT`.
+//! No hashing, no change tracking, no staging table: a lower bound on storing the records, not
+//! what the product does.
 //!
 //! ```text
 //! cargo run --release --example floor_insert -- --base-url http://127.0.0.1:PORT \
@@ -110,6 +112,7 @@ async fn insert_all(
         .create_if_missing(true)
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Normal)
+        .page_size(d42sync::store::PAGE_SIZE)
         .connect()
         .await
         .with_context(|| format!("cannot open {}", path.display()))?;

@@ -770,17 +770,8 @@ async fn definition(
         .iter()
         .find(|(t, _)| *t == table)
         .map_or(&[][..], |(_, columns)| columns);
-    let indexes: Vec<(String, String, Option<String>)> = sqlx::query_as(
-        "SELECT m.name, m.sql, \
-         (SELECT i.name FROM pragma_index_info(m.name) i WHERE i.seqno = 0) \
-         FROM main.sqlite_schema m \
-         WHERE m.type = 'index' AND m.tbl_name = ? AND m.sql IS NOT NULL ORDER BY m.name",
-    )
-    .bind(table)
-    .fetch_all(&mut *conn)
-    .await?;
     let (mut moved, mut rebuilt) = (Vec::new(), Vec::new());
-    for (name, sql, first) in indexes {
+    for (name, sql, first) in indexes_of(conn, table).await? {
         match first {
             Some(column) if in_order.contains(&column.as_str()) => moved.push((name, sql)),
             _ => rebuilt.push(sql),
@@ -793,14 +784,16 @@ async fn definition(
     }))
 }
 
-/// The explicit indexes of `table`: (name, `CREATE INDEX`).
+/// The explicit indexes of `table`: (name, `CREATE INDEX`, first column if it is a column).
 async fn indexes_of(
     conn: &mut SqliteConnection,
     table: &str,
-) -> Result<Vec<(String, String)>, StoreError> {
+) -> Result<Vec<(String, String, Option<String>)>, StoreError> {
     Ok(sqlx::query_as(
-        "SELECT name, sql FROM main.sqlite_schema \
-         WHERE type = 'index' AND tbl_name = ? AND sql IS NOT NULL ORDER BY name",
+        "SELECT m.name, m.sql, \
+         (SELECT i.name FROM pragma_index_info(m.name) i WHERE i.seqno = 0) \
+         FROM main.sqlite_schema m \
+         WHERE m.type = 'index' AND m.tbl_name = ? AND m.sql IS NOT NULL ORDER BY m.name",
     )
     .bind(table)
     .fetch_all(conn)
@@ -932,7 +925,11 @@ async fn give_indexes_back(conn: &mut SqliteConnection) -> Result<(), StoreError
     for pair in [LOAD_DEVICES, LOAD_CHANGES] {
         // The load table's indexes, read before the drop: their statements name the load
         // table, so they run while the table they came from bears its name.
-        let indexes = indexes_of(&mut tx, pair.1).await?;
+        let indexes: Vec<(String, String)> = indexes_of(&mut tx, pair.1)
+            .await?
+            .into_iter()
+            .map(|(name, sql, _)| (name, sql))
+            .collect();
         sqlx::query(&format!("DROP TABLE IF EXISTS main.{}", pair.1))
             .execute(&mut *tx)
             .await?;

@@ -262,8 +262,8 @@ async fn reload(config_path: &std::path::Path, ctx: &Arc<Context>, scheduler: &S
     tracing::info!("config reloaded");
 }
 
-/// One line for `systemctl status`: the last pull and the queue.
-/// The STATUS= line: the last pull, devices and queue, led by the outage when calls are paused.
+/// One line for `systemctl status` (STATUS=): the last pull, devices and queue, led by the
+/// outage when calls to Device42 are paused.
 async fn status_line(ctx: &Context) -> String {
     let db = &ctx.db;
     let pull = match runs::last(db, runs::Job::PullDevices).await {

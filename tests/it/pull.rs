@@ -291,6 +291,39 @@ async fn each_fault_either_recovers_or_fails_with_nothing_applied() {
 }
 
 #[tokio::test]
+async fn no_more_pages_are_in_flight_than_devices_concurrency() {
+    let env = TestEnv::start(sim(3_000), "[devices]\npage_size = 100\nconcurrency = 3").await;
+    let delay = Duration::from_millis(150);
+    env.sim.set_page_delay(delay);
+    assert_eq!(pull(&env).await, Ok("ok"));
+    // Each page is answered `delay` after it arrives, so pages that arrive closer together than
+    // that were in flight at once.
+    let arrivals: Vec<_> = env
+        .sim
+        .requests()
+        .iter()
+        .filter(|r| r.path == DEVICES)
+        .map(|r| r.at)
+        .collect();
+    assert!(arrivals.len() > 30, "{} pages", arrivals.len());
+    let window = delay - Duration::from_millis(30);
+    let most_at_once = arrivals
+        .iter()
+        .map(|first| {
+            arrivals
+                .iter()
+                .filter(|at| **at >= *first && at.duration_since(*first) < window)
+                .count()
+        })
+        .max();
+    let ms: Vec<u128> = arrivals
+        .iter()
+        .map(|at| at.duration_since(arrivals[0]).as_millis())
+        .collect();
+    assert_eq!(most_at_once, Some(3), "arrivals (ms): {ms:?}");
+}
+
+#[tokio::test]
 async fn token_expiry_mid_pull_recovers_without_refetching_pages() {
     let env = TestEnv::start(sim(2_000), "[devices]\npage_size = 100\nconcurrency = 2").await;
     env.sim.inject(FaultRule {

@@ -68,6 +68,24 @@ async fn a_missing_config_file_exits_78() {
 }
 
 #[tokio::test]
+async fn the_example_config_is_valid_as_shipped() {
+    // Only the paths differ from a real host: the secret file and the database.
+    let env = TestEnv::start(SimConfig::default(), "").await;
+    let example =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/d42sync.example.toml");
+    let mut cmd = crate::helpers::command_with_config(&example, &["check-config"]);
+    cmd.env(
+        "D42SYNC_DEVICE42__SECRET_KEY_FILE",
+        env.dir.path().join("secret_key"),
+    )
+    .env("D42SYNC_DATABASE__PATH", env.db_path());
+    let out = crate::helpers::output(cmd).await;
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stdout.contains("config ok"), "{stdout}");
+}
+
+#[tokio::test]
 async fn a_world_readable_secret_file_is_refused() {
     let env = TestEnv::start(SimConfig::default(), "").await;
     std::fs::set_permissions(

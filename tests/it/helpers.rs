@@ -83,18 +83,7 @@ impl TestEnv {
 
     /// A `d42sync` command with `--config` set and the environment cleaned of D42SYNC_ vars.
     pub fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(bin());
-        cmd.arg("--config").arg(self.config_path()).args(args);
-        for (k, _) in std::env::vars() {
-            if k.starts_with("D42SYNC_")
-                || k == "NOTIFY_SOCKET"
-                || k == "WATCHDOG_USEC"
-                || k == "CREDENTIALS_DIRECTORY"
-            {
-                cmd.env_remove(k);
-            }
-        }
-        cmd
+        command_with_config(&self.config_path(), args)
     }
 
     /// Runs `d42sync <args>` to completion off the async runtime.
@@ -219,4 +208,21 @@ pub async fn grouped_counts(env: &TestEnv, sql: &str) -> std::collections::BTree
     let rows: Vec<(String, i64)> = sqlx::query_as(sql).fetch_all(&db.pool).await.unwrap();
     db.close().await;
     rows.into_iter().collect()
+}
+
+/// A `d42sync --config <config> <args>` command, the environment cleaned of D42SYNC_ vars and
+/// of systemd's.
+pub fn command_with_config(config: &std::path::Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(bin());
+    cmd.arg("--config").arg(config).args(args);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("D42SYNC_")
+            || k == "NOTIFY_SOCKET"
+            || k == "WATCHDOG_USEC"
+            || k == "CREDENTIALS_DIRECTORY"
+        {
+            cmd.env_remove(k);
+        }
+    }
+    cmd
 }

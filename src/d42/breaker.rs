@@ -101,6 +101,11 @@ impl Breaker {
         }
     }
 
+    /// Whether this breaker was built with these settings.
+    pub fn is_configured_as(&self, threshold: u32, probe_interval: Duration) -> bool {
+        self.threshold == threshold && self.probe_interval == probe_interval
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }

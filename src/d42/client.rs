@@ -83,7 +83,8 @@ struct Inner {
     request_timeout: Duration,
     max_body: u64,
     insecure: bool,
-    breaker: Breaker,
+    /// Shared with the client a reload replaces when the appliance stays the same.
+    breaker: Arc<Breaker>,
 }
 
 impl std::fmt::Debug for Client {
@@ -100,6 +101,22 @@ impl std::fmt::Debug for Client {
 impl Client {
     /// Builds the client from settings. Fails only on TLS material reqwest cannot use.
     pub fn new(s: &Device42Settings) -> Result<Self, String> {
+        Self::with_breaker(s, None)
+    }
+
+    /// Builds the client for reloaded settings. When they name the same appliance and the same
+    /// breaker settings, the new client keeps `previous`'s breaker: an outage under way stays
+    /// one outage, with one WARN and still one probe per interval.
+    pub fn reloaded(s: &Device42Settings, previous: &Client) -> Result<Self, String> {
+        let old = &previous.inner;
+        let same = old.base == s.base_url
+            && old
+                .breaker
+                .is_configured_as(s.breaker_failures, s.breaker_probe_interval);
+        Self::with_breaker(s, same.then(|| Arc::clone(&old.breaker)))
+    }
+
+    fn with_breaker(s: &Device42Settings, breaker: Option<Arc<Breaker>>) -> Result<Self, String> {
         let mut builder = reqwest::Client::builder()
             .connect_timeout(s.connect_timeout)
             .timeout(s.request_timeout)
@@ -138,7 +155,9 @@ impl Client {
                 request_timeout: s.request_timeout,
                 max_body: s.max_page_bytes,
                 insecure: s.insecure_skip_tls_verify,
-                breaker: Breaker::new(s.breaker_failures, s.breaker_probe_interval),
+                breaker: breaker.unwrap_or_else(|| {
+                    Arc::new(Breaker::new(s.breaker_failures, s.breaker_probe_interval))
+                }),
             }),
         })
     }

@@ -240,14 +240,14 @@ async fn reload(config_path: &std::path::Path, ctx: &Arc<Context>, scheduler: &S
             return;
         }
     };
-    let client = match Client::new(&new.device42) {
+    let (old, old_client) = ctx.current();
+    let client = match Client::reloaded(&new.device42, &old_client) {
         Ok(c) => c,
         Err(e) => {
             tracing::error!(error = %e, "config reload refused; keeping the running config");
             return;
         }
     };
-    let (old, _) = ctx.current();
     if new.database.path != old.database.path || new.metrics.listen != old.metrics.listen {
         tracing::warn!("database.path and metrics.listen changes take effect after a restart");
     }

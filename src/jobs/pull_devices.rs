@@ -21,9 +21,9 @@ use crate::store::pages::{KnownPage, KnownPages, SeenPage};
 use crate::store::runs::{self, Job, RunCounts, RunStatus};
 use futures::StreamExt;
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::AbortOnDropHandle;
 use tracing::Instrument;
@@ -264,6 +264,7 @@ async fn pull_once(
         .map(|k| k * advance_guess)
         .map(|offset| (offset, pager.spawn(offset, asked)))
         .collect();
+    // Behind the early pages in the queue for slots, but there is one slot left for it.
     let first = pager.fetch(0, asked).await?;
     let total = first.total_count;
     let short_first = first.len() < asked && total.is_some_and(|t| t > first.len());
@@ -428,6 +429,16 @@ struct Pager {
     cancel: CancellationToken,
     /// `devices.concurrency` permits: one per request in flight.
     in_flight: Arc<Semaphore>,
+    /// Told when the page queued last has its slot.
+    last: Arc<Mutex<Option<oneshot::Receiver<()>>>>,
+}
+
+/// A page's place in the queue for request slots.
+struct Turn {
+    /// Told when the page queued before has its slot; `None` for the first page.
+    before: Option<oneshot::Receiver<()>>,
+    /// Tells the page queued next.
+    mine: oneshot::Sender<()>,
 }
 
 impl Pager {
@@ -443,6 +454,7 @@ impl Pager {
             known,
             cancel: cancel.clone(),
             in_flight: Arc::new(Semaphore::new(settings.concurrency)),
+            last: Arc::default(),
         }
     }
 
@@ -452,38 +464,71 @@ impl Pager {
         self.settings.concurrency + RECEIVED_AHEAD
     }
 
-    /// Starts fetching a page on a worker thread.
-    fn spawn(&self, offset: u64, limit: u64) -> Fetching {
-        let pager = self.clone();
-        AbortOnDropHandle::new(tokio::spawn(
-            async move { pager.fetch(offset, limit).await },
-        ))
+    /// Queues for a request slot: behind every page queued before, so pages are requested in
+    /// the order they are queued whichever task runs first.
+    fn queue(&self) -> Turn {
+        let (mine, next) = oneshot::channel();
+        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        Turn {
+            before: last.replace(next),
+            mine,
+        }
     }
 
-    /// Fetches one page and parses it unless it is known (on a worker thread when spawned).
-    /// The page counts as in flight until its body is in: parsing it and waiting for its turn
-    /// to be staged do not hold up the next request.
+    /// A request slot, once the page queued before has one and a slot is free. (`None` only if
+    /// the semaphore were closed, which it never is.)
+    async fn slot(&self, turn: Turn) -> Option<OwnedSemaphorePermit> {
+        if let Some(before) = turn.before {
+            // An error: that page was dropped before it got a slot, which frees the turn too.
+            let _ = before.await;
+        }
+        let slot = Arc::clone(&self.in_flight).acquire_owned().await.ok();
+        let _ = turn.mine.send(());
+        slot
+    }
+
+    /// Queues the page for a slot now, then fetches it on a worker thread.
+    fn spawn(&self, offset: u64, limit: u64) -> Fetching {
+        let turn = self.queue();
+        let pager = self.clone();
+        AbortOnDropHandle::new(tokio::spawn(async move {
+            let slot = pager.slot(turn).await;
+            pager.fetch_in(slot, offset, limit).await
+        }))
+    }
+
+    /// Queues the page for a slot, then fetches it here.
     async fn fetch(&self, offset: u64, limit: u64) -> Result<FetchedPage, PullError> {
+        let slot = self.slot(self.queue()).await;
+        self.fetch_in(slot, offset, limit).await
+    }
+
+    /// Fetches one page in `slot` and parses it unless it is known. The page counts as in
+    /// flight until its body is in: parsing it and waiting for its turn to be staged do not
+    /// hold up the next request.
+    async fn fetch_in(
+        &self,
+        slot: Option<OwnedSemaphorePermit>,
+        offset: u64,
+        limit: u64,
+    ) -> Result<FetchedPage, PullError> {
         let Self {
             client,
             settings,
             known,
             cancel,
-            in_flight,
+            ..
         } = self;
         let mut query = vec![("limit", limit.to_string()), ("offset", offset.to_string())];
         if !settings.include_cols.is_empty() {
             query.push(("include_cols", settings.include_cols.join(",")));
         }
-        let (body, started) = tokio::select! {
-            (body, started) = async {
-                // The semaphore is never closed: this is always a permit.
-                let _slot = in_flight.acquire().await;
-                let started = Instant::now();
-                (client.get(&settings.endpoint, &query).await, started)
-            } => (body?, started),
+        let started = Instant::now();
+        let body = tokio::select! {
+            body = client.get(&settings.endpoint, &query) => body?,
             () = cancel.cancelled() => return Err(PullError::Cancelled),
         };
+        drop(slot);
         tracing::debug!(
             offset,
             bytes = body.bytes.len(),

@@ -324,6 +324,32 @@ async fn no_more_pages_are_in_flight_than_devices_concurrency() {
 }
 
 #[tokio::test]
+async fn with_one_page_in_flight_pages_are_requested_in_offset_order() {
+    let env = TestEnv::start(sim(10_000), "[devices]\npage_size = 100\nconcurrency = 1").await;
+    // The binary, on its multi-threaded runtime, where tasks start in no particular order.
+    let out = env.run(&["pull"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out).1);
+    let offsets: Vec<u64> = env
+        .sim
+        .requests()
+        .iter()
+        .filter(|r| r.path == DEVICES)
+        .filter_map(|r| {
+            r.query
+                .split('&')
+                .find_map(|kv| kv.strip_prefix("offset="))
+                .and_then(|v| v.parse().ok())
+        })
+        .collect();
+    // Pages of 100 that overlap by one: 0, 99, 198, ... up to the one holding the last device.
+    let expected: Vec<u64> = (0..)
+        .map(|k| k * 99)
+        .take_while(|o| o + 1 < 10_000)
+        .collect();
+    assert_eq!(offsets, expected);
+}
+
+#[tokio::test]
 async fn token_expiry_mid_pull_recovers_without_refetching_pages() {
     let env = TestEnv::start(sim(2_000), "[devices]\npage_size = 100\nconcurrency = 2").await;
     env.sim.inject(FaultRule {

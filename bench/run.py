@@ -382,7 +382,7 @@ def report(results, p, argv):
     add("")
     add(f"- date: {now}")
     add(f"- machine: {machine()}")
-    add(f"- commit: {commit()}")
+    add(f"- commit: {p['commit']}")
     add(f"- command: `python3 bench/run.py {' '.join(argv)}`".replace("run.py `", "run.py`"))
     add(f"- runs per scenario: {p['runs']} (medians below); page size {PAGE_SIZE}, concurrency {CONCURRENCY}; "
         "wall = whole process, start to exit; peak RSS = the child's ru_maxrss")
@@ -526,6 +526,9 @@ def main():
     out = a.out or (OUT / "results-quick.md" if q else BENCH / "results.md")
 
     ensure_requests()
+    # The tree as built (or, with --no-build, as found): an edit made while the scenarios run
+    # does not change what was measured.
+    p["commit"] = commit()
     if a.no_build:
         meta = subprocess.run(["cargo", "metadata", "--format-version", "1", "--no-deps"], cwd=REPO,
                               check=True, capture_output=True, text=True)

@@ -4,6 +4,7 @@
 //! stderr, which systemd sends to the journal.
 
 use crate::config::LogFormat;
+use tracing::level_filters::LevelFilter;
 use tracing_subscriber::EnvFilter;
 
 /// The scheduler crate logs its own bookkeeping at INFO ("Uninited", "Job creator created" at
@@ -28,12 +29,16 @@ pub fn init(format: LogFormat, level: &str) {
     };
 }
 
-/// The filter for `log.level`, with [`QUIET`] at `warn` unless the setting names it.
+/// The filter for `log.level`, with [`QUIET`] at `warn` unless the setting names it or is
+/// quieter already.
 fn filter(level: &str) -> EnvFilter {
     let filter = EnvFilter::builder()
         .parse(level)
         .unwrap_or_else(|_| EnvFilter::new("info"));
-    if level.contains(QUIET) {
+    let quiet_already = filter
+        .max_level_hint()
+        .is_some_and(|max| max <= LevelFilter::WARN);
+    if level.contains(QUIET) || quiet_already {
         return filter;
     }
     match format!("{QUIET}=warn").parse() {
@@ -45,7 +50,6 @@ fn filter(level: &str) -> EnvFilter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tracing::level_filters::LevelFilter;
 
     #[test]
     fn the_scheduler_crate_is_kept_to_warnings_unless_named() {
@@ -57,6 +61,8 @@ mod tests {
         );
         assert!(shown("debug").contains("tokio_cron_scheduler=warn"));
         assert!(!shown("tokio_cron_scheduler=debug").contains("=warn"));
+        // A quieter setting is not made louder for it.
+        assert_eq!(shown("error"), "error");
         assert_eq!(filter("info").max_level_hint(), Some(LevelFilter::INFO));
     }
 }

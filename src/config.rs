@@ -67,8 +67,9 @@ pub struct Device42Settings {
     pub base_url: Url,
     /// The API client's key; secret, because with the secret key it yields tokens.
     pub client_key: SecretString,
-    /// The API client's secret key, from a file, systemd credentials, or (warned) inline.
-    pub secret_key: SecretString,
+    /// The API client's secret key, from systemd credentials, a file, or (warned) inline; only
+    /// commands that call Device42 need it.
+    pub secret_key: SecretKey,
     /// PEM certificates to trust in addition to the system store (private-CA appliances).
     pub ca_pem: Option<Vec<u8>>,
     /// Skip certificate verification; only ever on explicit request, with a warning.
@@ -91,6 +92,46 @@ pub struct Device42Settings {
     pub breaker_failures: u32,
     /// While paused, one call is let through as a probe this often.
     pub breaker_probe_interval: Duration,
+}
+
+/// The secret key as loading found it. Commands that never call Device42 (`status`, `migrate`,
+/// `requeue`, `enqueue-building`, `check-config` without `--connect`) work without it, so an
+/// administrator's shell needs no access to it; the others ask with [`SecretKey::get`], which
+/// turns a missing or refused secret into the config error it is.
+#[derive(Debug, Clone)]
+pub enum SecretKey {
+    /// Read and accepted.
+    Loaded(SecretString),
+    /// Not available to this process, and why.
+    Unavailable {
+        /// The key to name in the error.
+        key: String,
+        /// Why, as [`ConfigError::message`] says it.
+        message: String,
+        /// Not configured for, or not readable by, this process (an administrator's shell); the
+        /// service may still have it. A file that is missing, empty or too open is not this.
+        out_of_reach: bool,
+    },
+}
+
+impl SecretKey {
+    /// The secret, or the config error that kept it from being read.
+    pub fn get(&self) -> Result<&SecretString, ConfigError> {
+        match self {
+            SecretKey::Loaded(s) => Ok(s),
+            SecretKey::Unavailable { key, message, .. } => {
+                Err(ConfigError::new(key.clone(), message.clone()))
+            }
+        }
+    }
+
+    fn unavailable(e: ConfigError, out_of_reach: bool) -> Self {
+        SecretKey::Unavailable {
+            key: e.key,
+            message: e.message,
+            out_of_reach,
+        }
+    }
 }
 
 /// The `[database]` section.
@@ -468,37 +509,47 @@ impl Reader<'_> {
         })
     }
 
-    fn secret_key(&self, warnings: &mut Vec<String>) -> Result<SecretString, ConfigError> {
+    /// Finds the secret key: systemd's credential when the unit handed one over, else
+    /// `secret_key_file`, else an inline `secret_key` (warned). Setting both of the latter is an
+    /// error at once; anything that keeps the secret from being read is kept for
+    /// [`SecretKey::get`].
+    fn secret_key(&self, warnings: &mut Vec<String>) -> Result<SecretKey, ConfigError> {
         let file = self
             .string("device42.secret_key_file")?
             .filter(|s| !s.trim().is_empty());
         let inline = self
             .string("device42.secret_key")?
             .filter(|s| !s.is_empty());
-        match (file, inline) {
-            (Some(_), Some(_)) => Err(ConfigError::new(
+        if file.is_some() && inline.is_some() {
+            return Err(ConfigError::new(
                 "device42.secret_key",
                 "set either secret_key or secret_key_file, not both",
-            )),
-            (Some(path), None) => {
+            ));
+        }
+        let credential = self
+            .env
+            .get("CREDENTIALS_DIRECTORY")
+            .map(|dir| Path::new(dir).join("secret_key"))
+            .filter(|p| p.exists());
+        let read = match (credential, file, inline) {
+            (Some(path), _, _) => read_secret_file("device42.secret_key_file", &path, false),
+            (None, Some(path), _) => {
                 read_secret_file("device42.secret_key_file", Path::new(path.trim()), true)
             }
-            (None, Some(secret)) => {
+            (None, None, Some(secret)) => {
                 warnings.push("device42.secret_key is set inline in the config file; prefer secret_key_file or systemd credentials".into());
                 Ok(SecretString::from(secret))
             }
-            (None, None) => match self.env.get("CREDENTIALS_DIRECTORY") {
-                Some(dir) => read_secret_file(
-                    "device42.secret_key_file",
-                    &Path::new(dir).join("secret_key"),
-                    false,
-                ),
-                None => Err(ConfigError::new(
-                    "device42.secret_key_file",
-                    "no secret key: set secret_key_file, or run under systemd with LoadCredential=secret_key:...",
-                )),
-            },
-        }
+            (None, None, None) => Err(SecretError::Denied(ConfigError::new(
+                "device42.secret_key_file",
+                "no secret key: set secret_key_file, or run under systemd with LoadCredential=secret_key:...",
+            ))),
+        };
+        Ok(match read {
+            Ok(secret) => SecretKey::Loaded(secret),
+            Err(SecretError::Invalid(e)) => SecretKey::unavailable(e, false),
+            Err(SecretError::Denied(e)) => SecretKey::unavailable(e, true),
+        })
     }
 
     fn database_path(&self) -> Result<PathBuf, ConfigError> {
@@ -653,50 +704,61 @@ fn io_reason(e: &std::io::Error) -> String {
     }
 }
 
-/// Reads a secret file, refusing one that others can read (unless systemd provided it).
-fn read_secret_file(key: &str, path: &Path, check_mode: bool) -> Result<SecretString, ConfigError> {
-    let meta = std::fs::metadata(path).map_err(|e| {
-        ConfigError::new(
+/// Why a secret file was not read.
+enum SecretError {
+    /// Not configured for, or not readable by, this process (the service may have it).
+    Denied(ConfigError),
+    /// Missing, empty, or too open.
+    Invalid(ConfigError),
+}
+
+/// Reads a secret file, refusing one that others than its owner and group can read, that its
+/// group can write, or that someone other than root or this user owns (unless systemd provided
+/// it). Group read is allowed so that one file, `root:d42sync` mode 0640, serves the unit and an
+/// administrator in the service's group alike.
+fn read_secret_file(key: &str, path: &Path, check_mode: bool) -> Result<SecretString, SecretError> {
+    let io_error = |e: std::io::Error| {
+        let error = ConfigError::new(
             key,
             format!("cannot read {}: {}", path.display(), io_reason(&e)),
-        )
-    })?;
+        );
+        match e.kind() {
+            std::io::ErrorKind::PermissionDenied => SecretError::Denied(error),
+            _ => SecretError::Invalid(error),
+        }
+    };
+    let meta = std::fs::metadata(path).map_err(io_error)?;
     if check_mode {
         let mode = meta.mode() & 0o777;
-        if mode & 0o077 != 0 {
-            return Err(ConfigError::new(
+        if mode & 0o027 != 0 {
+            return Err(SecretError::Invalid(ConfigError::new(
                 key,
                 format!(
-                    "{} is accessible by group or others (mode {mode:04o}); chmod 600 it",
+                    "{} is accessible by others or writable by its group (mode {mode:04o}); chmod 0600 or 0640 it",
                     path.display()
                 ),
-            ));
+            )));
         }
         // SAFETY: geteuid has no preconditions and cannot fail.
         let euid = unsafe { libc::geteuid() };
-        if meta.uid() != euid {
-            return Err(ConfigError::new(
+        if meta.uid() != euid && meta.uid() != 0 {
+            return Err(SecretError::Invalid(ConfigError::new(
                 key,
                 format!(
-                    "{} is owned by uid {}, not by the service user (uid {euid})",
+                    "{} is owned by uid {}, neither root nor the service user (uid {euid})",
                     path.display(),
                     meta.uid()
                 ),
-            ));
+            )));
         }
     }
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        ConfigError::new(
-            key,
-            format!("cannot read {}: {}", path.display(), io_reason(&e)),
-        )
-    })?;
+    let text = std::fs::read_to_string(path).map_err(io_error)?;
     let secret = text.trim_end_matches(['\r', '\n']).to_string();
     if secret.is_empty() {
-        return Err(ConfigError::new(
+        return Err(SecretError::Invalid(ConfigError::new(
             key,
             format!("{} is empty", path.display()),
-        ));
+        )));
     }
     Ok(SecretString::from(secret))
 }

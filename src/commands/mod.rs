@@ -2,13 +2,19 @@
 //!
 //! Exit codes: 0 success, 1 the job failed, 2 usage error (clap), 78 configuration error with the
 //! key named on stderr.
+//!
+//! Only commands that call Device42 need the secret key: `run`, `check-config --connect`, and
+//! `pull`/`push` when no daemon runs. With a daemon running, `pull` and `push` ask it over its
+//! control socket to run the job now and print its result, so an administrator needs neither
+//! the secret nor the lock.
 
 pub mod demo;
 pub mod status;
 
 use crate::cli::{Cli, Command, EnqueueArgs};
-use crate::config::{self, ConfigError, LogFormat, Settings};
+use crate::config::{self, ConfigError, LogFormat, SecretKey, Settings};
 use crate::d42::Client;
+use crate::daemon::control::{self, AskError, Reply, Request, RunSummary};
 use crate::daemon::{self, lock::InstanceLock};
 use crate::jobs::{pull_devices, push_buildings};
 use crate::store::{Db, queue};
@@ -81,7 +87,10 @@ async fn with_settings(
     settings: Settings,
 ) -> anyhow::Result<()> {
     match command {
-        Command::Run => daemon::run(config_path, settings).await,
+        Command::Run => {
+            settings.device42.secret_key.get()?;
+            daemon::run(config_path, settings).await
+        }
         Command::Pull { allow_mass_delete } => pull(&settings, allow_mass_delete).await,
         Command::Push => push(&settings).await,
         Command::EnqueueBuilding(args) => enqueue(&settings, args).await,
@@ -100,8 +109,8 @@ async fn with_settings(
     }
 }
 
-/// What `pull` and `push` need: the lock, a migrated and recovered database, a client, and a
-/// stop token wired to SIGTERM/SIGINT.
+/// What `pull` and `push` need when no daemon runs: the lock, a migrated and recovered
+/// database, a client, and a stop token wired to SIGTERM/SIGINT.
 struct OneShot {
     _lock: InstanceLock,
     db: Db,
@@ -110,6 +119,7 @@ struct OneShot {
 }
 
 async fn one_shot(settings: &Settings) -> anyhow::Result<OneShot> {
+    settings.device42.secret_key.get()?;
     let stop = CancellationToken::new();
     let _reloads = daemon::signals::install(stop.clone())?;
     let lock = InstanceLock::acquire(&settings.database.path)?;
@@ -124,29 +134,79 @@ async fn one_shot(settings: &Settings) -> anyhow::Result<OneShot> {
     })
 }
 
-async fn pull(settings: &Settings, allow_mass_delete: bool) -> anyhow::Result<()> {
-    let run = one_shot(settings).await?;
-    let options = pull_devices::PullOptions { allow_mass_delete };
-    let report =
-        pull_devices::run(&run.db, &run.client, &settings.devices, options, &run.stop).await;
-    run.db.close().await;
-    match report {
-        Ok(r) if r.outcome == "held" => {
-            Err(Reported("pull held by the mass-deletion guard".into()).into())
-        }
-        Ok(_) => Ok(()),
-        Err(e) => Err(Reported(format!("{e:#}")).into()),
+/// Asks the daemon that owns the database to run `request` now; `None` when no daemon runs.
+async fn ask_daemon(settings: &Settings, request: Request) -> anyhow::Result<Option<RunSummary>> {
+    let socket = control::socket_path(&settings.database.path);
+    match control::ask(&socket, &request, None).await {
+        Ok(Reply::Run(summary)) => Ok(Some(summary)),
+        Ok(Reply::Refused { message }) => anyhow::bail!("the daemon refused: {message}"),
+        Ok(other) => anyhow::bail!("the daemon answered out of turn: {other:?}"),
+        Err(AskError::NoDaemon) => Ok(None),
+        Err(e) => Err(e.into()),
     }
 }
 
-async fn push(settings: &Settings) -> anyhow::Result<()> {
-    let run = one_shot(settings).await?;
-    let report = push_buildings::run(&run.db, &run.client, &settings.buildings, &run.stop).await;
-    run.db.close().await;
-    match report {
-        Ok(_) => Ok(()),
-        Err(e) => Err(Reported(format!("{e:#}")).into()),
+/// Prints a run's result on stdout (stderr for a failure) and turns it into the exit status.
+fn report(job: &str, summary: &RunSummary, by_daemon: bool) -> anyhow::Result<()> {
+    let c = &summary.counts;
+    let counts = match job {
+        "pull" => format!(
+            "{} devices, {} added, {} changed, {} removed",
+            c.items, c.added, c.changed, c.removed
+        ),
+        _ => format!("{} rows, {} sent, {} failed", c.items, c.sent, c.failed),
+    };
+    let run = summary
+        .run_id
+        .map(|id| format!(" (run {id})"))
+        .unwrap_or_default();
+    let by = if by_daemon { " by the daemon" } else { "" };
+    let secs = summary.duration_ms as f64 / 1000.0;
+    match summary.outcome.as_str() {
+        "ok" => {
+            println!("{job} ok{by}{run}: {counts} in {secs:.1}s");
+            Ok(())
+        }
+        "idle" => {
+            println!("{job}: nothing to do");
+            Ok(())
+        }
+        "held" => Err(Reported(format!(
+            "{job} held{by}{run} by the mass-deletion guard: {counts}; apply it with `d42sync pull --allow-mass-delete`"
+        ))
+        .into()),
+        "paused" => Err(Reported(format!(
+            "{job} not run{by}: Device42 is unreachable and calls are paused until the next probe"
+        ))
+        .into()),
+        _ => Err(Reported(format!(
+            "{job} failed{by}{run}: {}",
+            summary.error.as_deref().unwrap_or("see the log")
+        ))
+        .into()),
     }
+}
+
+async fn pull(settings: &Settings, allow_mass_delete: bool) -> anyhow::Result<()> {
+    if let Some(summary) = ask_daemon(settings, Request::Pull { allow_mass_delete }).await? {
+        return report("pull", &summary, true);
+    }
+    let run = one_shot(settings).await?;
+    let options = pull_devices::PullOptions { allow_mass_delete };
+    let result =
+        pull_devices::run(&run.db, &run.client, &settings.devices, options, &run.stop).await;
+    run.db.close().await;
+    report("pull", &RunSummary::of(&result), false)
+}
+
+async fn push(settings: &Settings) -> anyhow::Result<()> {
+    if let Some(summary) = ask_daemon(settings, Request::Push).await? {
+        return report("push", &summary, true);
+    }
+    let run = one_shot(settings).await?;
+    let result = push_buildings::run(&run.db, &run.client, &settings.buildings, &run.stop).await;
+    run.db.close().await;
+    report("push", &RunSummary::of(&result), false)
 }
 
 async fn enqueue(settings: &Settings, args: EnqueueArgs) -> anyhow::Result<()> {
@@ -205,6 +265,22 @@ async fn requeue(settings: &Settings, id: Option<i64>) -> anyhow::Result<()> {
 }
 
 async fn check_config(settings: &Settings, connect: bool) -> anyhow::Result<()> {
+    // Without `--connect` nothing is sent, so the secret is reported, not required: an
+    // administrator's shell need not be able to read it (the unit hands it to the daemon).
+    if let (
+        SecretKey::Unavailable {
+            key,
+            message,
+            out_of_reach: true,
+        },
+        false,
+    ) = (&settings.device42.secret_key, connect)
+    {
+        println!("config ok; secret key not checked: {key}: {message}");
+        println!("(`run`, `check-config --connect`, and `pull`/`push` without a daemon need it)");
+        return Ok(());
+    }
+    settings.device42.secret_key.get()?;
     let client = Client::new(&settings.device42).map_err(|message| ConfigError {
         key: "device42.ca_file".into(),
         message,

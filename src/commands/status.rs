@@ -2,6 +2,7 @@
 //! It reads the database only, so it works while the daemon runs.
 
 use crate::config::Settings;
+use crate::daemon::control::{self, AskError, DaemonInfo, Reply, Request};
 use crate::store::runs::{self, Job, RunRow};
 use crate::store::{Db, devices, queue};
 use serde::Serialize;
@@ -10,6 +11,8 @@ use std::collections::BTreeMap;
 /// Everything `status` shows.
 #[derive(Debug, Serialize)]
 pub struct Status {
+    /// The daemon that owns the database, when one runs and answers on its control socket.
+    pub daemon: Option<DaemonInfo>,
     /// The database file.
     pub database: String,
     /// Devices stored.
@@ -55,6 +58,7 @@ pub async fn gather(db: &Db, settings: &Settings) -> anyhow::Result<Status> {
     }
     let oldest = queue::oldest_pending(db).await?;
     Ok(Status {
+        daemon: None,
         database: db.path.display().to_string(),
         devices: devices::count(db).await?,
         jobs,
@@ -75,8 +79,18 @@ pub async fn run(settings: &Settings, json: bool) -> anyhow::Result<()> {
         );
     }
     let db = Db::open(&settings.database.path).await?;
-    let status = gather(&db, settings).await?;
+    let mut status = gather(&db, settings).await?;
     db.close().await;
+    let socket = control::socket_path(&settings.database.path);
+    status.daemon =
+        match control::ask(&socket, &Request::Status, Some(control::STATUS_TIMEOUT)).await {
+            Ok(Reply::Daemon(info)) => Some(info),
+            Ok(_) | Err(AskError::NoDaemon) => None,
+            Err(e) => {
+                eprintln!("d42sync: {e}");
+                None
+            }
+        };
     if json {
         println!("{}", serde_json::to_string_pretty(&status)?);
     } else {
@@ -89,6 +103,14 @@ pub async fn run(settings: &Settings, json: bool) -> anyhow::Result<()> {
 pub fn render(s: &Status) -> String {
     use std::fmt::Write;
     let mut out = String::new();
+    let _ = match &s.daemon {
+        Some(d) => writeln!(
+            out,
+            "daemon    running (pid {}, since {}, version {})",
+            d.pid, d.started_at, d.version
+        ),
+        None => writeln!(out, "daemon    not running"),
+    };
     let _ = writeln!(out, "database  {}", s.database);
     let _ = writeln!(out, "devices   {}", s.devices);
     let _ = writeln!(

@@ -141,14 +141,41 @@ fn a_missing_database_directory_is_refused() {
     assert_eq!(err.key, "database.path");
 }
 
-#[test]
-fn a_secret_file_readable_by_others_is_refused() {
+/// The error `SecretKey::get` gives for the fixture's secret file at `mode`, if any.
+fn secret_error_at_mode(mode: u32) -> Option<ConfigError> {
     let f = Fixture::new("");
     let secret = f.dir.path().join("secret_key");
-    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let err = f.load(&[]).unwrap_err();
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(mode)).unwrap();
+    let s = f
+        .load(&[])
+        .expect("a secret's mode is no reason to refuse the whole config");
+    s.device42.secret_key.get().err()
+}
+
+#[test]
+fn a_secret_file_readable_by_others_is_refused_when_the_secret_is_needed() {
+    for mode in [0o644, 0o604, 0o660, 0o606] {
+        let err = secret_error_at_mode(mode).unwrap_or_else(|| panic!("mode {mode:o} accepted"));
+        assert_eq!(err.key, "device42.secret_key_file");
+        assert!(err.message.contains("accessible by others"), "{err}");
+    }
+}
+
+#[test]
+fn a_secret_file_readable_by_its_group_only_is_accepted() {
+    assert!(secret_error_at_mode(0o640).is_none());
+    assert!(secret_error_at_mode(0o600).is_none());
+    assert!(secret_error_at_mode(0o400).is_none());
+}
+
+#[test]
+fn a_missing_secret_fails_only_the_commands_that_need_it() {
+    let f = Fixture::new("");
+    std::fs::remove_file(f.dir.path().join("secret_key")).unwrap();
+    let s = f.load(&[]).expect("settings load without the secret");
+    let err = s.device42.secret_key.get().unwrap_err();
     assert_eq!(err.key, "device42.secret_key_file");
-    assert!(err.message.contains("group or others"), "{err}");
+    assert!(err.message.contains("not found"), "{err}");
 }
 
 #[test]
@@ -176,12 +203,28 @@ fn systemd_credentials_supply_the_secret_when_no_file_is_set() {
         .load(&[("CREDENTIALS_DIRECTORY", creds.path().to_str().unwrap())])
         .unwrap();
     assert_eq!(
-        secrecy::ExposeSecret::expose_secret(&s.device42.secret_key),
+        secrecy::ExposeSecret::expose_secret(s.device42.secret_key.get().unwrap()),
         "from-credentials"
     );
 
-    let err = f.load(&[]).unwrap_err();
+    let err = f.load(&[]).unwrap().device42.secret_key.get().unwrap_err();
     assert_eq!(err.key, "device42.secret_key_file");
+}
+
+#[test]
+fn a_credential_handed_over_by_systemd_wins_over_the_secret_file() {
+    let f = Fixture::new("");
+    let creds = tempfile::tempdir().unwrap();
+    std::fs::write(creds.path().join("secret_key"), "from-credentials\n").unwrap();
+
+    let s = f
+        .load(&[("CREDENTIALS_DIRECTORY", creds.path().to_str().unwrap())])
+        .unwrap();
+
+    assert_eq!(
+        secrecy::ExposeSecret::expose_secret(s.device42.secret_key.get().unwrap()),
+        "from-credentials"
+    );
 }
 
 #[test]

@@ -144,7 +144,7 @@ impl Client {
                 http,
                 base: s.base_url.clone(),
                 client_key: s.client_key.clone(),
-                secret_key: s.secret_key.clone(),
+                secret_key: s.secret_key.get().map_err(|e| e.to_string())?.clone(),
                 tokens: TokenCache::default(),
                 retry: RetryPolicy {
                     max_retries: s.max_retries,

@@ -6,10 +6,13 @@
 //! - [`signals`]: stop and reload requests.
 //! - [`notify`]: READY/WATCHDOG/STATUS/STOPPING for systemd.
 //! - [`http`]: `/metrics` and `/healthz`.
+//! - [`control`]: the socket through which `pull`, `push` and `status` from a shell reach it.
 //!
 //! Start-up order: lock, database and migrations, recovery of what a crash left (`running` runs
-//! become `failed`, `sending` queue rows become `pending`), client, scheduler, then READY=1.
+//! become `failed`, `sending` queue rows become `pending`), client, scheduler, control socket,
+//! then READY=1.
 
+pub mod control;
 pub mod http;
 pub mod lock;
 pub mod notify;
@@ -91,9 +94,21 @@ pub async fn run(config_path: PathBuf, settings: Settings) -> anyhow::Result<()>
         Ordering::Relaxed,
     );
 
-    let scheduler = Scheduler::new(stop.clone()).await?;
+    let scheduler = Arc::new(Scheduler::new(stop.clone()).await?);
     schedule_jobs(&scheduler, &ctx, &settings).await?;
     scheduler.start().await?;
+    let socket = control::socket_path(&settings.database.path);
+    let handler = Arc::new(Control {
+        ctx: ctx.clone(),
+        scheduler: scheduler.clone(),
+    });
+    let _control = match control::serve(&socket, handler, stop.clone()) {
+        Ok(listening) => Some(listening),
+        Err(e) => {
+            tracing::warn!(socket = %socket.display(), error = %e, "control socket unavailable: pull and push from a shell will not reach the daemon");
+            None
+        }
+    };
     let metrics_server = match settings.metrics.listen {
         Some(addr) => Some(http::serve(addr, ctx.clone(), stop.clone()).await?),
         None => None,
@@ -158,6 +173,57 @@ pub async fn run(config_path: PathBuf, settings: Settings) -> anyhow::Result<()>
 
 const PULL: &str = "pull_devices";
 const PUSH: &str = "push_buildings";
+
+/// Serves the control socket's requests: a requested pull or push runs as that job's next run.
+struct Control {
+    ctx: Arc<Context>,
+    scheduler: Arc<Scheduler>,
+}
+
+impl control::Handler for Control {
+    async fn handle(&self, request: control::Request) -> control::Reply {
+        use control::{Reply, Request, RunSummary};
+        let ctx = self.ctx.clone();
+        let stop = self.scheduler.stop_token();
+        let finished = match request {
+            Request::Status => {
+                return Reply::Daemon(control::DaemonInfo {
+                    pid: std::process::id(),
+                    started_at: chrono::DateTime::from_timestamp(ctx.started_at, 0)
+                        .map(crate::time::iso)
+                        .unwrap_or_default(),
+                    version: env!("CARGO_PKG_VERSION").to_string(),
+                });
+            }
+            Request::Pull { allow_mass_delete } => {
+                let run = async move {
+                    let (settings, client) = ctx.current();
+                    let options = pull_devices::PullOptions { allow_mass_delete };
+                    let result =
+                        pull_devices::run(&ctx.db, &client, &settings.devices, options, &stop)
+                            .await;
+                    RunSummary::of(&result)
+                };
+                self.scheduler.run_now(PULL, run).await
+            }
+            Request::Push => {
+                let run = async move {
+                    let (settings, client) = ctx.current();
+                    let result =
+                        push_buildings::run(&ctx.db, &client, &settings.buildings, &stop).await;
+                    RunSummary::of(&result)
+                };
+                self.scheduler.run_now(PUSH, run).await
+            }
+        };
+        match finished {
+            Some(summary) => Reply::Run(summary),
+            None => Reply::Refused {
+                message: "the daemon is stopping".into(),
+            },
+        }
+    }
+}
 
 /// Makes the database consistent after a crash. Call only while holding the instance lock.
 pub async fn recover(db: &Db) -> anyhow::Result<()> {

@@ -52,7 +52,7 @@ impl RunStatus {
 }
 
 /// The counts a run records.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct RunCounts {
     /// Items seen (devices received, queue rows claimed).
     pub items: i64,

@@ -192,3 +192,62 @@ async fn a_usage_error_exits_2() {
     let out = env.run(&["pull", "--no-such-flag"]).await;
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[tokio::test]
+async fn commands_that_do_not_call_device42_need_no_secret() {
+    // As an administrator's shell sees the packaged setup: the unit hands the secret over with
+    // LoadCredential=, the config names none.
+    let env = TestEnv::start(SimConfig::default(), "").await;
+    let config = std::fs::read_to_string(env.config_path()).unwrap();
+    let config: String = config
+        .lines()
+        .filter(|l| !l.starts_with("secret_key_file"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(env.config_path(), config).unwrap();
+
+    for args in [
+        &["migrate"][..],
+        &["enqueue-building", "--name", "HQ"],
+        &["requeue", "--all-dead"],
+        &["status"],
+        &["status", "--json"],
+        &["check-config"],
+    ] {
+        let out = env.run(args).await;
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {:?}", text(&out));
+    }
+    let checked = env.run(&["check-config"]).await;
+    assert!(
+        text(&checked).0.contains("secret key not checked"),
+        "{:?}",
+        text(&checked)
+    );
+
+    for args in [
+        &["pull"][..],
+        &["push"],
+        &["check-config", "--connect"],
+        &["run"],
+    ] {
+        let out = env.run(args).await;
+        assert_eq!(out.status.code(), Some(78), "{args:?}: {:?}", text(&out));
+        assert!(
+            text(&out).1.contains("device42.secret_key_file"),
+            "{args:?}"
+        );
+    }
+    assert_eq!(env.sim.token_requests(), 0);
+}
+
+#[tokio::test]
+async fn a_secret_file_readable_by_the_service_group_only_is_accepted() {
+    let env = TestEnv::start(SimConfig::default(), "").await;
+    std::fs::set_permissions(
+        env.dir.path().join("secret_key"),
+        std::fs::Permissions::from_mode(0o640),
+    )
+    .unwrap();
+    let out = env.run(&["check-config", "--connect"]).await;
+    assert_eq!(out.status.code(), Some(0), "{:?}", text(&out));
+}

@@ -113,7 +113,7 @@ async fn a_401_after_renewal_is_an_auth_error_without_a_loop() {
 async fn bad_credentials_give_one_auth_error_and_no_retry_storm() {
     let env = TestEnv::start(SimConfig::default(), "").await;
     let mut settings = env.settings();
-    settings.device42.secret_key = "wrong".to_string().into();
+    settings.device42.secret_key = d42sync::config::SecretKey::Loaded("wrong".to_string().into());
     let client = d42sync::d42::Client::new(&settings.device42).unwrap();
     let err = client.get(DEVICES, &page()).await.unwrap_err();
     assert!(matches!(err, Error::Auth { status: 500, .. }), "{err}");

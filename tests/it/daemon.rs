@@ -285,7 +285,7 @@ async fn a_second_instance_exits_at_once_naming_the_holder() {
     let env = TestEnv::start(SimConfig::default(), "").await;
     let mut first = spawn_run(&env, Stdio::null());
     let lock = wait_for_lock(&env, &first).await;
-    for args in [["run"], ["pull"], ["push"]] {
+    for args in [["run"]] {
         let started = Instant::now();
         let out = env.run(&args).await;
         assert_eq!(out.status.code(), Some(1), "{args:?}");
@@ -301,6 +301,61 @@ async fn a_second_instance_exits_at_once_naming_the_holder() {
     assert_eq!(
         wait_exit(&mut first, Duration::from_secs(10)).await,
         Some(0)
+    );
+}
+
+#[tokio::test]
+async fn pull_and_push_from_a_shell_are_run_by_the_daemon_and_status_names_it() {
+    let env = TestEnv::start(SimConfig::default(), "").await;
+    let mut daemon = spawn_run(&env, Stdio::null());
+    wait_for_lock(&env, &daemon).await;
+    let socket = format!("{}.sock", env.db_path().display());
+    let started = Instant::now();
+    while !std::path::Path::new(&socket).exists() {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "no control socket"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The administrator's shell cannot read the secret: the daemon needs none from it.
+    std::fs::remove_file(env.dir.path().join("secret_key")).unwrap();
+    env.run(&["enqueue-building", "--name", "HQ"]).await;
+
+    let pull = env.run(&["pull"]).await;
+    let push = env.run(&["push"]).await;
+    let status = env.run(&["status"]).await;
+    let json = env.run(&["status", "--json"]).await;
+    sigterm(&daemon);
+    let code = wait_exit(&mut daemon, Duration::from_secs(10)).await;
+
+    assert_eq!(pull.status.code(), Some(0), "{:?}", text(&pull));
+    assert!(
+        text(&pull).0.starts_with("pull ok by the daemon (run "),
+        "{:?}",
+        text(&pull)
+    );
+    assert_eq!(push.status.code(), Some(0), "{:?}", text(&push));
+    assert!(text(&push).0.contains("1 sent"), "{:?}", text(&push));
+    assert_eq!(env.sim.buildings().len(), 1);
+    let expected = format!("daemon    running (pid {}, since ", daemon.id());
+    assert!(
+        text(&status).0.starts_with(&expected),
+        "{}",
+        text(&status).0
+    );
+    let json: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(json["daemon"]["pid"], daemon.id());
+    assert_eq!(code, Some(0));
+    assert!(
+        !std::path::Path::new(&socket).exists(),
+        "the socket outlived the daemon"
+    );
+    let after = env.run(&["status"]).await;
+    assert!(
+        text(&after).0.starts_with("daemon    not running"),
+        "{}",
+        text(&after).0
     );
 }
 

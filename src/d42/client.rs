@@ -37,7 +37,7 @@ pub struct Body {
     pub content_type: String,
     /// The bytes.
     pub bytes: Vec<u8>,
-    /// The server's `Retry-After`, if it sent one.
+    /// The server's `Retry-After`, if it sent one, capped at `device42.max_retry_after`.
     pub retry_after: Option<Duration>,
 }
 
@@ -405,7 +405,8 @@ impl Client {
             .headers()
             .get(RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
-            .and_then(parse_retry_after);
+            .and_then(parse_retry_after)
+            .map(|d| d.min(self.inner.retry.max_retry_after));
         let limit = self.inner.max_body;
         if response.content_length().is_some_and(|n| n > limit) {
             return Err(Error::TooLarge { endpoint, limit });

@@ -128,6 +128,23 @@ impl Error {
         }
     }
 
+    /// The request that failed (method and path): a building POST can fail in the token
+    /// request it needed first.
+    pub fn endpoint(&self) -> &str {
+        match self {
+            Error::Connect { endpoint, .. }
+            | Error::Certificate { endpoint, .. }
+            | Error::Timeout { endpoint, .. }
+            | Error::Transport { endpoint, .. }
+            | Error::Unavailable { endpoint, .. }
+            | Error::Auth { endpoint, .. }
+            | Error::Rejected { endpoint, .. }
+            | Error::BadResponse { endpoint, .. }
+            | Error::Paused { endpoint, .. }
+            | Error::TooLarge { endpoint, .. } => endpoint,
+        }
+    }
+
     /// The HTTP status, where the server answered.
     pub fn status(&self) -> Option<u16> {
         match self {

@@ -436,8 +436,20 @@ impl Reader<'_> {
                 "must be an http(s) url with a host",
             ));
         }
+        // The url is not quoted back: whatever sits before the `@` is a credential.
+        if !base_url.username().is_empty() || base_url.password().is_some() {
+            return Err(ConfigError::new(
+                "device42.base_url",
+                "must not carry credentials (user:password@); the API client key and secret authenticate",
+            ));
+        }
+        // The token request carries key:secret in its Basic header, and every call a token:
+        // plain http is for a simulator on this host only.
         if base_url.scheme() == "http" && !is_loopback(&base_url) {
-            warnings.push("device42.base_url uses plain http: credentials and tokens cross the network unencrypted".into());
+            return Err(ConfigError::new(
+                "device42.base_url",
+                "plain http would send the API credentials in clear; use https (http is allowed to loopback only)",
+            ));
         }
         let client_key =
             SecretString::from(self.required("device42.client_key")?.trim().to_string());
@@ -639,7 +651,9 @@ fn split_cols(s: &str) -> Vec<String> {
 fn is_loopback(url: &Url) -> bool {
     match url.host() {
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => {
+            ip.is_loopback() || ip.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
         Some(url::Host::Domain(d)) => d == "localhost",
         None => false,
     }

@@ -191,3 +191,55 @@ fn debug_output_redacts_the_keys() {
     assert!(!dbg.contains("s3cret") && !dbg.contains("\"ck\""), "{dbg}");
     assert!(dbg.contains("REDACTED"));
 }
+
+#[test]
+fn a_base_url_carrying_credentials_is_refused_without_quoting_them() {
+    for url in [
+        "https://admin:hunter2@d42.example.com",
+        "https://admin@d42.example.com",
+        "http://admin:hunter2@127.0.0.1:8042",
+    ] {
+        let Err(err) = Fixture::new("").load(&[("D42SYNC_DEVICE42__BASE_URL", url)]) else {
+            panic!("{url} was accepted");
+        };
+        assert_eq!(err.key, "device42.base_url", "{url}");
+        let message = err.to_string();
+        assert!(
+            !message.contains("hunter2") && !message.contains("admin"),
+            "{message}"
+        );
+    }
+}
+
+#[test]
+fn plain_http_to_anything_but_loopback_is_refused() {
+    for url in [
+        "http://d42.example.com",
+        "http://10.1.2.3:8080",
+        "http://[2001:db8::1]",
+        "http://0.0.0.0",
+        "http://localhost.example.com",
+    ] {
+        let Err(err) = Fixture::new("").load(&[("D42SYNC_DEVICE42__BASE_URL", url)]) else {
+            panic!("{url} was accepted");
+        };
+        assert_eq!(err.key, "device42.base_url", "{url}");
+        assert!(err.message.contains("https"), "{url}: {err}");
+    }
+}
+
+#[test]
+fn plain_http_to_loopback_is_allowed() {
+    for url in [
+        "http://127.0.0.1:8042",
+        "http://127.8.9.10",
+        "http://[::1]:8042",
+        "http://localhost:8042",
+        "http://LOCALHOST",
+    ] {
+        let s = Fixture::new("")
+            .load(&[("D42SYNC_DEVICE42__BASE_URL", url)])
+            .unwrap_or_else(|e| panic!("{url}: {e}"));
+        assert_eq!(s.device42.base_url.scheme(), "http");
+    }
+}

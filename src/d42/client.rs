@@ -48,7 +48,7 @@ impl Body {
             endpoint: self.endpoint.clone(),
             status: self.status,
             content_type: self.content_type.clone(),
-            cause: cause.into(),
+            cause: super::error::mask_known_secrets(&cause.into()),
             excerpt: excerpt(&self.bytes),
         }
     }
@@ -117,6 +117,9 @@ impl Client {
     }
 
     fn with_breaker(s: &Device42Settings, breaker: Option<Arc<Breaker>>) -> Result<Self, String> {
+        // An appliance may echo them back in an answer that ends up in a log line or a row.
+        super::error::never_quote(&s.client_key);
+        super::error::never_quote(&s.secret_key);
         let mut builder = reqwest::Client::builder()
             .connect_timeout(s.connect_timeout)
             .timeout(s.request_timeout)
@@ -268,7 +271,7 @@ impl Client {
             BuildingAnswer::Refused(message) => Err(Error::Rejected {
                 endpoint: body.endpoint,
                 status: body.status,
-                message,
+                message: excerpt(message.as_bytes()),
             }),
         }
     }

@@ -2,11 +2,12 @@
 //!
 //! - [`helpers`]: [`helpers::TestEnv`], a simulator plus a temp dir with a config and a database.
 //! - One module per area: config and CLI, the client, pull, push (and the push under faults that
-//!   are not the row's), the daemon, secrets, the unit.
+//!   are not the row's), the daemon, shared files, secrets, the unit.
 
 mod cli_config;
 mod client;
 mod daemon;
+mod files;
 mod helpers;
 mod leaks;
 mod pull;

@@ -12,6 +12,7 @@
 use super::breaker::{Breaker, Gate};
 use super::error::{Error, excerpt};
 use super::models::{self, BuildingAnswer, TokenGrant};
+use super::retry_log::{self, RetryLog};
 use super::token::TokenCache;
 use super::{BUILDINGS_PATH, TOKEN_PATH};
 use crate::config::Device42Settings;
@@ -80,9 +81,12 @@ struct Inner {
     secret_key: SecretString,
     tokens: TokenCache,
     retry: RetryPolicy,
-    request_timeout: Duration,
     max_body: u64,
     insecure: bool,
+    /// What a failed connection's message needs of the settings.
+    transport: super::transport::Settings,
+    /// Keeps retries to one WARN per endpoint at a time.
+    retry_log: RetryLog,
     /// Shared with the client a reload replaces when the appliance stays the same.
     breaker: Arc<Breaker>,
 }
@@ -99,7 +103,7 @@ impl std::fmt::Debug for Client {
 }
 
 impl Client {
-    /// Builds the client from settings. Fails only on TLS material reqwest cannot use.
+    /// Builds the client from settings. Fails only on TLS material that cannot be used.
     pub fn new(s: &Device42Settings) -> Result<Self, String> {
         Self::with_breaker(s, None)
     }
@@ -131,14 +135,11 @@ impl Client {
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("d42sync/", env!("CARGO_PKG_VERSION")))
             .pool_idle_timeout(Duration::from_secs(60));
-        if let Some(pem) = &s.ca_pem {
-            let certs = reqwest::Certificate::from_pem_bundle(pem)
-                .map_err(|e| format!("device42.ca_file: {e}"))?;
-            builder = builder.tls_certs_merge(certs);
-        }
-        if s.insecure_skip_tls_verify {
-            builder = builder.tls_danger_accept_invalid_certs(true);
-        }
+        builder = if s.insecure_skip_tls_verify {
+            builder.tls_danger_accept_invalid_certs(true)
+        } else {
+            builder.tls_backend_preconfigured(super::tls::client_config(s.ca_pem.as_deref())?)
+        };
         let http = builder
             .build()
             .map_err(|e| format!("cannot build the http client: {}", root_cause(&e)))?;
@@ -155,9 +156,14 @@ impl Client {
                     max: s.retry_max,
                     max_retry_after: s.max_retry_after,
                 },
-                request_timeout: s.request_timeout,
                 max_body: s.max_page_bytes,
                 insecure: s.insecure_skip_tls_verify,
+                transport: super::transport::Settings {
+                    ca_file: s.ca_pem.is_some(),
+                    connect_timeout: s.connect_timeout,
+                    request_timeout: s.request_timeout,
+                },
+                retry_log: RetryLog::default(),
                 breaker: breaker.unwrap_or_else(|| {
                     Arc::new(Breaker::new(s.breaker_failures, s.breaker_probe_interval))
                 }),
@@ -227,15 +233,22 @@ impl Client {
             .with_jitter();
         let endpoint = endpoint_name(&Method::GET, path, query);
         let tries = std::sync::atomic::AtomicU32::new(0);
+        // The failure a retry was planned for: the call's cause if the breaker holds the retry.
+        let last_failure = std::sync::Mutex::new(None);
         let attempt = || async {
-            // A retry already waiting when the breaker opened is not sent either.
+            // A retry already waiting when the breaker opened is not sent either; the call
+            // ends with the failure that made it retry, which names the cause.
             if tries.fetch_add(1, Ordering::Relaxed) > 0
                 && let Some(retry_in) = self.inner.breaker.paused_for(Instant::now())
             {
-                return Err(Error::Paused {
+                let last = last_failure
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .take();
+                return Err(last.unwrap_or_else(|| Error::Paused {
                     endpoint: endpoint.clone(),
                     retry_in,
-                });
+                }));
             }
             self.authorized(Method::GET, path, query, None).await
         };
@@ -247,12 +260,30 @@ impl Client {
             .adjust(|e, planned| {
                 // Retry-After replaces the planned step (never past the cap); an exhausted
                 // backoff stays exhausted.
-                planned.map(|d| e.retry_after().map_or(d, |ra| ra.min(retry.max_retry_after)))
+                planned.map(|d| {
+                    e.retry_after()
+                        .map_or(d, |ra| ra.min(retry.max_retry_after))
+                })
             })
-            .notify(|e, after| {
-                tracing::warn!(endpoint = %endpoint, retry_in_ms = after.as_millis() as u64, error = %e, "request failed, retrying");
+            .notify(|e: &Error, after| {
+                *last_failure.lock().unwrap_or_else(|e| e.into_inner()) = Some(e.clone());
+                self.log_retry(path, &endpoint, e, after);
             });
         self.call(|| endpoint.clone(), attempts).await
+    }
+
+    /// Logs a planned retry: one WARN per path while retries keep coming, DEBUG for the rest.
+    fn log_retry(&self, path: &str, endpoint: &str, e: &Error, after: Duration) {
+        let retry_in_ms = after.as_millis() as u64;
+        let path_endpoint = endpoint_name(&Method::GET, path, &[]);
+        match self.inner.retry_log.level(&path_endpoint, Instant::now()) {
+            retry_log::Level::Warn { quietened } => {
+                tracing::warn!(endpoint = %path_endpoint, request = %endpoint, retry_in_ms, quietened, error = %e, "request failed, retrying; more retries of this endpoint at debug");
+            }
+            retry_log::Level::Debug => {
+                tracing::debug!(endpoint = %endpoint, retry_in_ms, error = %e, "request failed, retrying");
+            }
+        }
     }
 
     /// POST one building (form-encoded, only the fields given) once; Device42's building id on
@@ -438,25 +469,7 @@ impl Client {
     }
 
     fn transport_error(&self, endpoint: &str, e: reqwest::Error) -> Error {
-        let endpoint = endpoint.to_string();
-        let cause = root_cause(&e);
-        if e.is_timeout() {
-            return Error::Timeout {
-                endpoint,
-                after: self.inner.request_timeout,
-            };
-        }
-        let lower = cause.to_ascii_lowercase();
-        if lower.contains("certificate")
-            || lower.contains("unknownissuer")
-            || lower.contains("invalid peer")
-        {
-            return Error::Certificate { endpoint, cause };
-        }
-        if e.is_connect() {
-            return Error::Connect { endpoint, cause };
-        }
-        Error::Transport { endpoint, cause }
+        super::transport::classify(&e, endpoint.to_string(), self.inner.transport)
     }
 
     fn url(&self, path: &str, query: &[(&str, String)]) -> Url {

@@ -17,9 +17,10 @@ static NEVER_QUOTED: RwLock<Vec<SecretString>> = RwLock::new(Vec::new());
 
 /// Why a request to Device42 failed. The message names the endpoint (path only, never the
 /// credentials), the HTTP status where there was one, and a short sanitised excerpt of the body.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum Error {
-    /// The connection could not be made (refused, DNS, TLS handshake other than certificates).
+    /// The connection could not be made (refused, DNS, TLS handshake other than certificates);
+    /// the cause names which.
     #[error("{endpoint}: cannot connect: {cause}")]
     Connect {
         /// Method and path.
@@ -28,13 +29,11 @@ pub enum Error {
         cause: String,
     },
     /// The server's certificate was not trusted.
-    #[error(
-        "{endpoint}: tls certificate verification failed: {cause} (set device42.ca_file to trust a private CA)"
-    )]
+    #[error("{endpoint}: tls certificate verification failed: {cause}")]
     Certificate {
         /// Method and path.
         endpoint: String,
-        /// The lowest-level cause.
+        /// Why, with what to do about it.
         cause: String,
     },
     /// No complete answer within the request timeout.

@@ -68,8 +68,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         format!(
             "# Written by `d42sync demo` for its in-process simulator.\n\
              [device42]\nbase_url = \"{}\"\nclient_key = \"{}\"\nsecret_key_file = \"{}\"\n\n\
-             [database]\npath = \"{}\"\n\n[devices]\nendpoint = \"/api/2.0/devices/\"\n\
-             include_cols = [\"notes\", \"in_service\", \"os_name\", \"os_version\", \"hardware\", \"tags\"]\n\n\
+             [database]\npath = \"{}\"\n\n[devices]\nendpoint = \"/api/2.0/devices/\"\n\n\
              [log]\nformat = \"text\"\nlevel = \"warn\"\n",
             sim.base_url(),
             defaults.client_key,

@@ -1,7 +1,8 @@
 //! The integration tests: one binary, talking only to simulators they start on 127.0.0.1.
 //!
 //! - [`helpers`]: [`helpers::TestEnv`], a simulator plus a temp dir with a config and a database.
-//! - One module per area: config and CLI, the client, pull, push, the daemon, secrets, the unit.
+//! - One module per area: config and CLI, the client, pull, push, device records as stored, the
+//!   daemon, secrets, the unit.
 
 mod cli_config;
 mod client;
@@ -10,4 +11,5 @@ mod helpers;
 mod leaks;
 mod pull;
 mod push;
+mod records;
 mod systemd_unit;

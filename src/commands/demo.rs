@@ -43,7 +43,7 @@ pub async fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
 /// Example queries printed at the end of the demo.
 const EXAMPLE_QUERIES: [&str; 2] = [
     "SELECT type, count(*) FROM devices GROUP BY type ORDER BY 2 DESC;",
-    "SELECT name, json_extract(raw, '$.os_name') AS os FROM devices WHERE in_service LIMIT 5;",
+    "SELECT name, os_name, os_version FROM devices WHERE in_service AND os_name IS NOT NULL LIMIT 5;",
 ];
 
 /// `demo`: simulator, config, one pull, a few buildings pushed, the status.

@@ -13,7 +13,7 @@ use super::render;
 use super::state::lock;
 
 /// How many rendered views one device keeps: a client pulls one view, and a test may compare it
-/// with a second; more would only grow memory (a v1 record is about 2.5 KB).
+/// with a second; more would only grow memory (a v1 record is about 3 KB).
 const CACHED_VIEWS: usize = 2;
 
 /// Which shape a device is rendered in.

@@ -1,8 +1,8 @@
 //! [`Client`]: requests to Device42 with authentication, timeouts and retries.
 //!
-//! Every request carries a bearer token from the shared [`TokenCache`]. A 401/403 answer makes
-//! the client drop that token, obtain a new one (once, for all concurrent callers) and try once
-//! more; a second refusal is an auth error. GETs are retried on retryable failures with capped
+//! Every request carries a bearer token from the shared [`TokenCache`]. A 401/403 answer, or
+//! Device42's HTTP 500 permission error, makes the client drop that token, obtain a new one
+//! (once, for all concurrent callers) and try once more; a second refusal is an auth error. GETs are retried on retryable failures with capped
 //! exponential backoff with jitter, honouring `Retry-After`. The building POST is sent once per
 //! call: its retries belong to the queue, which spaces them out across runs.
 //!
@@ -287,7 +287,8 @@ impl Client {
     }
 
     /// POST one building (form-encoded, only the fields given) once; Device42's building id on
-    /// success. A 401/403 is answered by one token refresh and one more try, as for every request.
+    /// success. A refused token is answered by one token refresh and one more try, as for every
+    /// request.
     pub async fn post_building(&self, fields: &[(&str, &str)]) -> Result<Option<i64>, Error> {
         let form = serde_urlencoded_form(fields);
         let endpoint = || endpoint_name(&Method::POST, BUILDINGS_PATH, &[]);
@@ -307,7 +308,8 @@ impl Client {
         }
     }
 
-    /// One request with a bearer token, renewing the token once on 401/403.
+    /// One request with a bearer token, renewing the token once when it is refused (401, 403,
+    /// or Device42's 500 permission error).
     async fn authorized(
         &self,
         method: Method,
@@ -319,14 +321,14 @@ impl Client {
         let first = self
             .send(method.clone(), path, query, form.clone(), &token)
             .await?;
-        if !matches!(first.status, 401 | 403) {
+        if !refuses_token(&first) {
             return classify(first);
         }
         tracing::debug!(endpoint = %first.endpoint, status = first.status, "token refused, obtaining a new one");
         self.inner.tokens.invalidate(generation).await;
         let (token, _) = self.token().await?;
         let second = self.send(method, path, query, form, &token).await?;
-        if matches!(second.status, 401 | 403) {
+        if refuses_token(&second) {
             return Err(Error::Auth {
                 endpoint: second.endpoint,
                 status: second.status,
@@ -365,8 +367,7 @@ impl Client {
             .and_then(|v| httpdate::parse_http_date(v).ok())
             .map(DateTime::<Utc>::from);
         let body = self.read(endpoint, response).await?;
-        let permission = body.status == 500 && mentions_permission(&body.bytes);
-        if matches!(body.status, 401 | 403) || permission {
+        if refuses_token(&body) {
             return Err(Error::Auth {
                 endpoint: body.endpoint.clone(),
                 status: body.status,
@@ -537,6 +538,12 @@ fn classify(body: Body) -> Result<Body, Error> {
             status,
         }),
     }
+}
+
+/// Whether an answer refuses the credential: 401, 403, or the HTTP 500 whose message speaks of
+/// permissions, which is how the appliance answers a refused credential.
+fn refuses_token(body: &Body) -> bool {
+    matches!(body.status, 401 | 403) || (body.status == 500 && mentions_permission(&body.bytes))
 }
 
 fn mentions_permission(body: &[u8]) -> bool {

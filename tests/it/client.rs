@@ -110,6 +110,31 @@ async fn a_401_after_renewal_is_an_auth_error_without_a_loop() {
 }
 
 #[tokio::test]
+async fn a_bearer_call_refused_with_the_permission_500_renews_the_token_once_and_succeeds() {
+    let env = TestEnv::start(SimConfig::default(), "").await;
+    env.sim.inject(rule(Fault::PermissionDenied, 1));
+
+    let body = env.client().get(DEVICES, &page()).await;
+
+    assert!(body.is_ok(), "{:?}", body.err());
+    assert_eq!(gets(&env), 2, "the refused try and one with a new token");
+    assert_eq!(env.sim.token_requests(), 2);
+}
+
+#[tokio::test]
+async fn a_permission_500_after_renewal_is_an_auth_error_without_a_loop() {
+    let env = TestEnv::start(SimConfig::default(), "").await;
+    env.sim.inject(rule(Fault::PermissionDenied, 100));
+
+    let err = env.client().get(DEVICES, &page()).await.unwrap_err();
+
+    assert!(matches!(err, Error::Auth { status: 500, .. }), "{err}");
+    assert!(err.to_string().contains("permission"), "{err}");
+    assert_eq!(gets(&env), 2);
+    assert_eq!(env.sim.token_requests(), 2);
+}
+
+#[tokio::test]
 async fn bad_credentials_give_one_auth_error_and_no_retry_storm() {
     let env = TestEnv::start(SimConfig::default(), "").await;
     let mut settings = env.settings();

@@ -2,7 +2,7 @@
 //!
 //! - [`helpers`]: [`helpers::TestEnv`], a simulator plus a temp dir with a config and a database.
 //! - One module per area: config and CLI, the client, pull, push (and the push under faults that
-//!   are not the row's), the daemon, shared files, secrets, the unit.
+//!   are not the row's), device records as stored, the daemon, shared files, secrets, the unit.
 
 mod cli_config;
 mod client;
@@ -13,4 +13,5 @@ mod leaks;
 mod pull;
 mod push;
 mod push_faults;
+mod records;
 mod systemd_unit;

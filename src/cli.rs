@@ -53,23 +53,30 @@ pub enum Command {
     Demo(DemoArgs),
 }
 
-/// The fields of a queued building; only `name` is required.
+/// The fields of a queued building; only `name` is required. The values are checked here, so
+/// a bad one is a usage error (exit 2) before the config or the database is touched.
 #[derive(Debug, Args)]
 pub struct EnqueueArgs {
     /// The building's name (Device42 upserts by it).
-    #[arg(long)]
+    #[arg(long, value_parser = non_blank)]
     pub name: String,
+    /// The building's street address.
     #[arg(long)]
     pub address: Option<String>,
+    /// Who to contact about the building.
     #[arg(long)]
     pub contact_name: Option<String>,
+    /// The contact's phone number.
     #[arg(long)]
     pub contact_phone: Option<String>,
+    /// Free-text notes.
     #[arg(long)]
     pub notes: Option<String>,
-    #[arg(long, allow_hyphen_values = true)]
+    /// Latitude in decimal degrees, -90 to 90.
+    #[arg(long, allow_hyphen_values = true, value_parser = latitude)]
     pub latitude: Option<String>,
-    #[arg(long, allow_hyphen_values = true)]
+    /// Longitude in decimal degrees, -180 to 180.
+    #[arg(long, allow_hyphen_values = true, value_parser = longitude)]
     pub longitude: Option<String>,
     /// Multitenancy groups.
     #[arg(long)]
@@ -142,4 +149,66 @@ pub struct DemoArgs {
 
 fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     crate::time::parse_duration(s)
+}
+
+/// A value with something in it besides spaces, trimmed.
+fn non_blank(s: &str) -> Result<String, String> {
+    match s.trim() {
+        "" => Err("must not be blank".into()),
+        t => Ok(t.to_string()),
+    }
+}
+
+fn latitude(s: &str) -> Result<String, String> {
+    coordinate(s, 90.0)
+}
+
+fn longitude(s: &str) -> Result<String, String> {
+    coordinate(s, 180.0)
+}
+
+/// A decimal number of degrees within `±range`, kept as the text given (trimmed): the queue
+/// stores what Device42 is sent.
+fn coordinate(s: &str, range: f64) -> Result<String, String> {
+    let t = s.trim();
+    match t.parse::<f64>() {
+        Ok(x) if x.is_finite() && x.abs() <= range => Ok(t.to_string()),
+        _ => Err(format!("must be a number between -{range} and {range}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Cli;
+    use clap::CommandFactory;
+
+    /// `path` and every argument or subcommand below it that has no help text.
+    fn without_help(command: &clap::Command, path: &str) -> Vec<String> {
+        let mut missing: Vec<String> = command
+            .get_arguments()
+            .filter(|a| a.get_help().is_none() && a.get_long_help().is_none())
+            .map(|a| format!("{path} {}", a.get_id()))
+            .collect();
+        for sub in command.get_subcommands() {
+            let sub_path = format!("{path} {}", sub.get_name());
+            if sub.get_about().is_none() && sub.get_long_about().is_none() {
+                missing.push(sub_path.clone());
+            }
+            missing.extend(without_help(sub, &sub_path));
+        }
+        missing
+    }
+
+    #[test]
+    fn every_subcommand_and_argument_has_help_text() {
+        let mut command = Cli::command();
+        command.build();
+
+        let missing = without_help(&command, "d42sync");
+
+        assert!(
+            missing.is_empty(),
+            "no help text (the man page shows none): {missing:?}"
+        );
+    }
 }

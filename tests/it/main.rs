@@ -4,6 +4,7 @@
 //! - One module per area: config and CLI, the client, pull, push, the daemon, secrets, the unit.
 
 mod cli_config;
+mod cli_usage;
 mod client;
 mod daemon;
 mod helpers;

@@ -1,7 +1,8 @@
 //! The integration tests: one binary, talking only to simulators they start on 127.0.0.1.
 //!
 //! - [`helpers`]: [`helpers::TestEnv`], a simulator plus a temp dir with a config and a database.
-//! - One module per area: config and CLI, the client, pull, push, the daemon, secrets, the unit.
+//! - One module per area: config and CLI, the client, pull, push, the daemon, secrets, the unit,
+//!   the ops assets.
 
 mod cli_config;
 mod cli_usage;
@@ -9,6 +10,7 @@ mod client;
 mod daemon;
 mod helpers;
 mod leaks;
+mod ops_assets;
 mod pull;
 mod push;
 mod systemd_unit;

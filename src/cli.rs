@@ -6,7 +6,13 @@ use std::path::PathBuf;
 
 /// Keeps a Device42 inventory mirrored in SQLite and pushes queued buildings to Device42.
 #[derive(Debug, Parser)]
-#[command(name = "d42sync", version, about, propagate_version = true)]
+#[command(
+    name = "d42sync",
+    version,
+    about,
+    propagate_version = true,
+    after_long_help = AFTER_LONG_HELP
+)]
 pub struct Cli {
     /// The config file (TOML).
     #[arg(long, global = true, env = "D42SYNC_CONFIG", default_value = crate::config::DEFAULT_CONFIG_PATH)]
@@ -15,6 +21,17 @@ pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
 }
+
+/// The end of `d42sync --help` and of the man page: what scripts and operators look up.
+const AFTER_LONG_HELP: &str = "\
+Exit status: 0 success; 1 the job failed (or a pull was held); 2 usage error; 78 configuration \
+error, with the key named on stderr.
+
+Environment: D42SYNC_<SECTION>__<KEY> overrides a config key, e.g. D42SYNC_DEVICE42__BASE_URL \
+(the secret key excepted).
+
+Files: /etc/d42sync/d42sync.toml, the config; /etc/d42sync/secret_key, the Device42 secret key \
+(root only; systemd hands it to the service); /var/lib/d42sync/inventory.db, the database.";
 
 /// The subcommands of the spec.
 #[derive(Debug, Subcommand)]

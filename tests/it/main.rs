@@ -2,8 +2,9 @@
 //!
 //! - [`helpers`]: [`helpers::TestEnv`], a simulator plus a temp dir with a config and a database.
 //! - One module per area: config and CLI, the client, pull, push, the daemon, secrets, the unit,
-//!   the ops assets.
+//!   backups, the ops assets.
 
+mod backup;
 mod cli_config;
 mod cli_usage;
 mod client;

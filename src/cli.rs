@@ -199,7 +199,7 @@ mod tests {
     use super::Cli;
     use clap::CommandFactory;
 
-    /// `path` and every argument or subcommand below it that has no help text.
+    /// The arguments and subcommands under `command` that have no help text, named by path.
     fn without_help(command: &clap::Command, path: &str) -> Vec<String> {
         let mut missing: Vec<String> = command
             .get_arguments()

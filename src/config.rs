@@ -148,7 +148,8 @@ pub struct DevicesSettings {
     pub schedule: Schedule,
     /// The list endpoint pulled, `/api/2.0/devices/` by default.
     pub endpoint: String,
-    /// Extra columns asked for with `include_cols=`.
+    /// Columns asked for with `include_cols=` on a v2 endpoint, [`DEFAULT_INCLUDE_COLS`] unless
+    /// set: v2 items are brief without them, leaving most typed columns NULL.
     pub include_cols: Vec<String>,
     /// Items per page (`limit`); Device42 caps it at 1000.
     pub page_size: u32,
@@ -161,6 +162,31 @@ pub struct DevicesSettings {
     /// How often a pull whose pages shifted while paging is started over before it fails.
     pub max_drift_retries: u32,
 }
+
+/// The v2 columns asked for by default: every typed column of `devices` (`os_version_no` is the
+/// fallback of `os_version`), and what reports ask for first, the child lists included. v2 has
+/// no IP or MAC lists; those come with the v1 endpoint's full records.
+pub const DEFAULT_INCLUDE_COLS: &[&str] = &[
+    "in_service",
+    "service_level",
+    "customer",
+    "hardware",
+    "os_name",
+    "os_version",
+    "os_version_no",
+    "os_architecture",
+    "total_cpus",
+    "core_per_cpu",
+    "ram",
+    "building_id",
+    "rack_id",
+    "notes",
+    "first_added",
+    "last_updated",
+    "tags",
+    "aliases",
+    "custom_fields",
+];
 
 /// The `[buildings]` section.
 #[derive(Debug, Clone)]
@@ -477,8 +503,20 @@ impl Reader<'_> {
                 "must be an http(s) url with a host",
             ));
         }
+        // The url is not quoted back: whatever sits before the `@` is a credential.
+        if !base_url.username().is_empty() || base_url.password().is_some() {
+            return Err(ConfigError::new(
+                "device42.base_url",
+                "must not carry credentials (user:password@); the API client key and secret authenticate",
+            ));
+        }
+        // The token request carries key:secret in its Basic header, and every call a token:
+        // plain http is for a simulator on this host only.
         if base_url.scheme() == "http" && !is_loopback(&base_url) {
-            warnings.push("device42.base_url uses plain http: credentials and tokens cross the network unencrypted".into());
+            return Err(ConfigError::new(
+                "device42.base_url",
+                "plain http would send the API credentials in clear; use https (http is allowed to loopback only)",
+            ));
         }
         let client_key =
             SecretString::from(self.required("device42.client_key")?.trim().to_string());
@@ -588,7 +626,7 @@ impl Reader<'_> {
             ));
         }
         let include_cols = match self.value("devices.include_cols") {
-            None => Vec::new(),
+            None => DEFAULT_INCLUDE_COLS.iter().map(|c| c.to_string()).collect(),
             Some(v) => match v.kind {
                 ValueKind::String(s) => split_cols(&s),
                 _ => v
@@ -601,12 +639,21 @@ impl Reader<'_> {
                     .collect::<Result<Vec<_>, _>>()
                     .map_err(|_| {
                         ConfigError::new("devices.include_cols", "must be a list of column names")
-                    })?
-                    .into_iter()
-                    .filter(|s| !s.is_empty())
-                    .collect(),
+                    })?,
             },
         };
+        if include_cols.iter().any(|c| c.is_empty()) {
+            return Err(ConfigError::new(
+                "devices.include_cols",
+                "has an empty column name",
+            ));
+        }
+        if let Some(bad) = include_cols.iter().find(|c| c.contains(',')) {
+            return Err(ConfigError::new(
+                "devices.include_cols",
+                format!("column name {bad:?} holds a comma; list each column as its own string"),
+            ));
+        }
         if let Some(bad) = include_cols
             .iter()
             .find(|c| !c.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_'))
@@ -681,16 +728,15 @@ impl Reader<'_> {
 }
 
 fn split_cols(s: &str) -> Vec<String> {
-    s.split(',')
-        .map(|c| c.trim().to_string())
-        .filter(|c| !c.is_empty())
-        .collect()
+    s.split(',').map(|c| c.trim().to_string()).collect()
 }
 
 fn is_loopback(url: &Url) -> bool {
     match url.host() {
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => {
+            ip.is_loopback() || ip.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
         Some(url::Host::Domain(d)) => d == "localhost",
         None => false,
     }

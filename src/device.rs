@@ -1,6 +1,7 @@
 //! The typed summary of a device record: the common fields kept as columns beside the raw JSON,
 //! so reports can filter on them without parsing JSON. Device42's v2 and v1 APIs name some of
-//! them differently (`os_name`/`os`, `hardware`/`hw_model`, ...); both are understood.
+//! them differently (`os_name`/`os`, `hardware`/`hw_model`, ...); both are understood. An empty
+//! string is NULL here (the raw record keeps it as sent).
 
 /// The typed columns of `devices`, in table order after the fixed ones.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -19,7 +20,8 @@ pub struct DeviceColumns {
     pub hardware: Option<String>,
     /// `os_name` (v2) or `os` (v1).
     pub os_name: Option<String>,
-    /// `os_version` (v2) or `osver` (v1).
+    /// `os_version` (v2) or `osver` (v1); else the version number, `os_version_no` (v2) or
+    /// `osverno` (v1), which some records carry alone.
     pub os_version: Option<String>,
     pub last_updated: Option<String>,
 }

@@ -11,6 +11,12 @@ use tracing_subscriber::EnvFilter;
 /// start and on every reload): kept to warnings unless the filter names it.
 const QUIET: &str = "tokio_cron_scheduler";
 
+/// The TLS and HTTP libraries: their lines (bridged from the `log` crate, with the paths of
+/// their sources) say what the client's own errors already say, once per connection. Kept out
+/// unless the filter names them. A target covers the crates whose names it begins
+/// (`rustls` also `rustls_native_certs`, `hyper` also `hyper_util`).
+const SILENT: &[&str] = &["rustls", "tokio_rustls", "webpki", "hyper", "reqwest", "h2"];
+
 /// Installs the global subscriber. Calling it twice keeps the first one (tests call it freely).
 pub fn init(format: LogFormat, level: &str) {
     let filter = filter(level);
@@ -30,21 +36,28 @@ pub fn init(format: LogFormat, level: &str) {
 }
 
 /// The filter for `log.level`, with [`QUIET`] at `warn` unless the setting names it or is
-/// quieter already.
+/// quieter already, and each of [`SILENT`] off unless the setting names it.
 fn filter(level: &str) -> EnvFilter {
-    let filter = EnvFilter::builder()
+    let mut filter = EnvFilter::builder()
         .parse(level)
         .unwrap_or_else(|_| EnvFilter::new("info"));
     let quiet_already = filter
         .max_level_hint()
         .is_some_and(|max| max <= LevelFilter::WARN);
-    if level.contains(QUIET) || quiet_already {
-        return filter;
+    let mut caps: Vec<String> = SILENT
+        .iter()
+        .filter(|target| !level.contains(*target))
+        .map(|target| format!("{target}=off"))
+        .collect();
+    if !(level.contains(QUIET) || quiet_already) {
+        caps.push(format!("{QUIET}=warn"));
     }
-    match format!("{QUIET}=warn").parse() {
-        Ok(directive) => filter.add_directive(directive),
-        Err(_) => filter,
+    for cap in caps {
+        if let Ok(directive) = cap.parse() {
+            filter = filter.add_directive(directive);
+        }
     }
+    filter
 }
 
 #[cfg(test)]
@@ -62,7 +75,22 @@ mod tests {
         assert!(shown("debug").contains("tokio_cron_scheduler=warn"));
         assert!(!shown("tokio_cron_scheduler=debug").contains("=warn"));
         // A quieter setting is not made louder for it.
-        assert_eq!(shown("error"), "error");
+        assert!(!shown("error").contains("tokio_cron_scheduler"));
         assert_eq!(filter("info").max_level_hint(), Some(LevelFilter::INFO));
+    }
+
+    #[test]
+    fn the_tls_and_http_libraries_are_kept_out_unless_named() {
+        for level in ["info", "debug", "error"] {
+            let shown = filter(level).to_string();
+            for target in SILENT {
+                assert!(shown.contains(&format!("{target}=off")), "{level}: {shown}");
+            }
+        }
+        let named = filter("info,rustls=debug").to_string();
+        let directives: Vec<&str> = named.split(',').collect();
+        assert!(directives.contains(&"rustls=debug"), "{named}");
+        assert!(!directives.contains(&"rustls=off"), "{named}");
+        assert!(directives.contains(&"hyper=off"), "{named}");
     }
 }

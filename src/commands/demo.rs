@@ -43,7 +43,7 @@ pub async fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
 /// Example queries printed at the end of the demo.
 const EXAMPLE_QUERIES: [&str; 2] = [
     "SELECT type, count(*) FROM devices GROUP BY type ORDER BY 2 DESC;",
-    "SELECT name, json_extract(raw, '$.os_name') AS os FROM devices WHERE in_service LIMIT 5;",
+    "SELECT name, os_name, os_version FROM devices WHERE in_service AND os_name IS NOT NULL LIMIT 5;",
 ];
 
 /// `demo`: simulator, config, one pull, a few buildings pushed, the status.
@@ -68,8 +68,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         format!(
             "# Written by `d42sync demo` for its in-process simulator.\n\
              [device42]\nbase_url = \"{}\"\nclient_key = \"{}\"\nsecret_key_file = \"{}\"\n\n\
-             [database]\npath = \"{}\"\n\n[devices]\nendpoint = \"/api/2.0/devices/\"\n\
-             include_cols = [\"notes\", \"in_service\", \"os_name\", \"os_version\", \"hardware\", \"tags\"]\n\n\
+             [database]\npath = \"{}\"\n\n[devices]\nendpoint = \"/api/2.0/devices/\"\n\n\
              [log]\nformat = \"text\"\nlevel = \"warn\"\n",
             sim.base_url(),
             defaults.client_key,

@@ -210,7 +210,7 @@ async fn push(settings: &Settings) -> anyhow::Result<()> {
 }
 
 async fn enqueue(settings: &Settings, args: EnqueueArgs) -> anyhow::Result<()> {
-    let building = validate_building(args)?;
+    let building = building_fields(args);
     let db = Db::open(&settings.database.path).await?;
     let id = queue::enqueue(&db, &building).await?;
     db.close().await;
@@ -218,35 +218,18 @@ async fn enqueue(settings: &Settings, args: EnqueueArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Checks what `enqueue-building` is given: a name, and numeric coordinates when given.
-pub fn validate_building(args: EnqueueArgs) -> anyhow::Result<queue::BuildingFields> {
-    let name = args.name.trim().to_string();
-    if name.is_empty() {
-        anyhow::bail!("--name must not be empty");
-    }
-    for (flag, value, range) in [
-        ("--latitude", &args.latitude, 90.0),
-        ("--longitude", &args.longitude, 180.0),
-    ] {
-        if let Some(v) = value {
-            match v.trim().parse::<f64>() {
-                Ok(x) if x.is_finite() && x.abs() <= range => {}
-                _ => {
-                    anyhow::bail!("{flag} must be a number between -{range} and {range}, got {v:?}")
-                }
-            }
-        }
-    }
-    Ok(queue::BuildingFields {
-        name,
+/// The queue row `enqueue-building` asks for; [`crate::cli`] has checked its values.
+fn building_fields(args: EnqueueArgs) -> queue::BuildingFields {
+    queue::BuildingFields {
+        name: args.name,
         address: args.address,
         contact_name: args.contact_name,
         contact_phone: args.contact_phone,
         notes: args.notes,
-        latitude: args.latitude.map(|v| v.trim().to_string()),
-        longitude: args.longitude.map(|v| v.trim().to_string()),
+        latitude: args.latitude,
+        longitude: args.longitude,
         groups: args.groups,
-    })
+    }
 }
 
 async fn requeue(settings: &Settings, id: Option<i64>) -> anyhow::Result<()> {

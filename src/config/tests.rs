@@ -72,6 +72,70 @@ fn five_field_cron_gets_a_seconds_field() {
 }
 
 #[test]
+fn include_cols_defaults_to_the_columns_that_fill_every_typed_column() {
+    let s = Fixture::new("").load(&[]).unwrap();
+    assert_eq!(s.devices.include_cols, DEFAULT_INCLUDE_COLS);
+    for column in [
+        "in_service",
+        "service_level",
+        "customer",
+        "hardware",
+        "os_name",
+        "os_version",
+        "os_version_no",
+        "last_updated",
+        "tags",
+        "custom_fields",
+        "aliases",
+        "notes",
+    ] {
+        assert!(
+            s.devices.include_cols.iter().any(|c| c == column),
+            "{column} is asked for by default"
+        );
+    }
+    let none = Fixture::new("[devices]\ninclude_cols = []\n")
+        .load(&[])
+        .unwrap();
+    assert!(
+        none.devices.include_cols.is_empty(),
+        "an empty list asks for brief items"
+    );
+}
+
+#[test]
+fn include_cols_names_are_non_empty_and_hold_no_comma() {
+    for extra in [
+        "[devices]\ninclude_cols = [\"notes\", \"\"]\n",
+        "[devices]\ninclude_cols = [\"notes, tags\"]\n",
+        "[devices]\ninclude_cols = [\"notes,tags\"]\n",
+    ] {
+        let err = Fixture::new(extra).load(&[]).unwrap_err();
+        assert_eq!(err.key, "devices.include_cols", "{extra}: {err}");
+    }
+    let err = Fixture::new("")
+        .load(&[("D42SYNC_DEVICES__INCLUDE_COLS", "notes,,tags")])
+        .unwrap_err();
+    assert_eq!(err.key, "devices.include_cols", "{err}");
+}
+
+#[test]
+fn the_example_config_lists_the_default_include_cols() {
+    let example = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("config/d42sync.example.toml"),
+    )
+    .unwrap();
+    let example: toml::Table = example.parse().unwrap();
+    let listed: Vec<&str> = example["devices"]["include_cols"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
+    assert_eq!(listed, DEFAULT_INCLUDE_COLS);
+}
+
+#[test]
 fn each_bad_value_is_reported_by_its_key() {
     let cases = [
         ("[devices]\nschedule = \"every day\"\n", "devices.schedule"),
@@ -233,4 +297,56 @@ fn debug_output_redacts_the_keys() {
     let dbg = format!("{s:?}");
     assert!(!dbg.contains("s3cret") && !dbg.contains("\"ck\""), "{dbg}");
     assert!(dbg.contains("REDACTED"));
+}
+
+#[test]
+fn a_base_url_carrying_credentials_is_refused_without_quoting_them() {
+    for url in [
+        "https://admin:hunter2@d42.example.com",
+        "https://admin@d42.example.com",
+        "http://admin:hunter2@127.0.0.1:8042",
+    ] {
+        let Err(err) = Fixture::new("").load(&[("D42SYNC_DEVICE42__BASE_URL", url)]) else {
+            panic!("{url} was accepted");
+        };
+        assert_eq!(err.key, "device42.base_url", "{url}");
+        let message = err.to_string();
+        assert!(
+            !message.contains("hunter2") && !message.contains("admin"),
+            "{message}"
+        );
+    }
+}
+
+#[test]
+fn plain_http_to_anything_but_loopback_is_refused() {
+    for url in [
+        "http://d42.example.com",
+        "http://10.1.2.3:8080",
+        "http://[2001:db8::1]",
+        "http://0.0.0.0",
+        "http://localhost.example.com",
+    ] {
+        let Err(err) = Fixture::new("").load(&[("D42SYNC_DEVICE42__BASE_URL", url)]) else {
+            panic!("{url} was accepted");
+        };
+        assert_eq!(err.key, "device42.base_url", "{url}");
+        assert!(err.message.contains("https"), "{url}: {err}");
+    }
+}
+
+#[test]
+fn plain_http_to_loopback_is_allowed() {
+    for url in [
+        "http://127.0.0.1:8042",
+        "http://127.8.9.10",
+        "http://[::1]:8042",
+        "http://localhost:8042",
+        "http://LOCALHOST",
+    ] {
+        let s = Fixture::new("")
+            .load(&[("D42SYNC_DEVICE42__BASE_URL", url)])
+            .unwrap_or_else(|e| panic!("{url}: {e}"));
+        assert_eq!(s.device42.base_url.scheme(), "http");
+    }
 }

@@ -1,8 +1,8 @@
 //! [`Client`]: requests to Device42 with authentication, timeouts and retries.
 //!
-//! Every request carries a bearer token from the shared [`TokenCache`]. A 401/403 answer makes
-//! the client drop that token, obtain a new one (once, for all concurrent callers) and try once
-//! more; a second refusal is an auth error. GETs are retried on retryable failures with capped
+//! Every request carries a bearer token from the shared [`TokenCache`]. A 401/403 answer, or
+//! Device42's HTTP 500 permission error, makes the client drop that token, obtain a new one
+//! (once, for all concurrent callers) and try once more; a second refusal is an auth error. GETs are retried on retryable failures with capped
 //! exponential backoff with jitter, honouring `Retry-After`. The building POST is sent once per
 //! call: its retries belong to the queue, which spaces them out across runs.
 //!
@@ -12,6 +12,7 @@
 use super::breaker::{Breaker, Gate};
 use super::error::{Error, excerpt};
 use super::models::{self, BuildingAnswer, TokenGrant};
+use super::retry_log::{self, RetryLog};
 use super::token::TokenCache;
 use super::{BUILDINGS_PATH, TOKEN_PATH};
 use crate::config::Device42Settings;
@@ -37,7 +38,7 @@ pub struct Body {
     pub content_type: String,
     /// The bytes.
     pub bytes: Vec<u8>,
-    /// The server's `Retry-After`, if it sent one.
+    /// The server's `Retry-After`, if it sent one, capped at `device42.max_retry_after`.
     pub retry_after: Option<Duration>,
 }
 
@@ -48,7 +49,7 @@ impl Body {
             endpoint: self.endpoint.clone(),
             status: self.status,
             content_type: self.content_type.clone(),
-            cause: cause.into(),
+            cause: super::error::mask_known_secrets(&cause.into()),
             excerpt: excerpt(&self.bytes),
         }
     }
@@ -80,9 +81,12 @@ struct Inner {
     secret_key: SecretString,
     tokens: TokenCache,
     retry: RetryPolicy,
-    request_timeout: Duration,
     max_body: u64,
     insecure: bool,
+    /// What a failed connection's message needs of the settings.
+    transport: super::transport::Settings,
+    /// Keeps retries to one WARN per endpoint at a time.
+    retry_log: RetryLog,
     /// Shared with the client a reload replaces when the appliance stays the same.
     breaker: Arc<Breaker>,
 }
@@ -99,7 +103,7 @@ impl std::fmt::Debug for Client {
 }
 
 impl Client {
-    /// Builds the client from settings. Fails only on TLS material reqwest cannot use.
+    /// Builds the client from settings. Fails only on TLS material that cannot be used.
     pub fn new(s: &Device42Settings) -> Result<Self, String> {
         Self::with_breaker(s, None)
     }
@@ -117,6 +121,9 @@ impl Client {
     }
 
     fn with_breaker(s: &Device42Settings, breaker: Option<Arc<Breaker>>) -> Result<Self, String> {
+        // An appliance may echo them back in an answer that ends up in a log line or a row.
+        super::error::never_quote(&s.client_key);
+        super::error::never_quote(&s.secret_key);
         let mut builder = reqwest::Client::builder()
             .connect_timeout(s.connect_timeout)
             .timeout(s.request_timeout)
@@ -128,14 +135,11 @@ impl Client {
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("d42sync/", env!("CARGO_PKG_VERSION")))
             .pool_idle_timeout(Duration::from_secs(60));
-        if let Some(pem) = &s.ca_pem {
-            let certs = reqwest::Certificate::from_pem_bundle(pem)
-                .map_err(|e| format!("device42.ca_file: {e}"))?;
-            builder = builder.tls_certs_merge(certs);
-        }
-        if s.insecure_skip_tls_verify {
-            builder = builder.tls_danger_accept_invalid_certs(true);
-        }
+        builder = if s.insecure_skip_tls_verify {
+            builder.tls_danger_accept_invalid_certs(true)
+        } else {
+            builder.tls_backend_preconfigured(super::tls::client_config(s.ca_pem.as_deref())?)
+        };
         let http = builder
             .build()
             .map_err(|e| format!("cannot build the http client: {}", root_cause(&e)))?;
@@ -152,9 +156,14 @@ impl Client {
                     max: s.retry_max,
                     max_retry_after: s.max_retry_after,
                 },
-                request_timeout: s.request_timeout,
                 max_body: s.max_page_bytes,
                 insecure: s.insecure_skip_tls_verify,
+                transport: super::transport::Settings {
+                    ca_file: s.ca_pem.is_some(),
+                    connect_timeout: s.connect_timeout,
+                    request_timeout: s.request_timeout,
+                },
+                retry_log: RetryLog::default(),
                 breaker: breaker.unwrap_or_else(|| {
                     Arc::new(Breaker::new(s.breaker_failures, s.breaker_probe_interval))
                 }),
@@ -224,15 +233,22 @@ impl Client {
             .with_jitter();
         let endpoint = endpoint_name(&Method::GET, path, query);
         let tries = std::sync::atomic::AtomicU32::new(0);
+        // The failure a retry was planned for: the call's cause if the breaker holds the retry.
+        let last_failure = std::sync::Mutex::new(None);
         let attempt = || async {
-            // A retry already waiting when the breaker opened is not sent either.
+            // A retry already waiting when the breaker opened is not sent either; the call
+            // ends with the failure that made it retry, which names the cause.
             if tries.fetch_add(1, Ordering::Relaxed) > 0
                 && let Some(retry_in) = self.inner.breaker.paused_for(Instant::now())
             {
-                return Err(Error::Paused {
+                let last = last_failure
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .take();
+                return Err(last.unwrap_or_else(|| Error::Paused {
                     endpoint: endpoint.clone(),
                     retry_in,
-                });
+                }));
             }
             self.authorized(Method::GET, path, query, None).await
         };
@@ -244,16 +260,35 @@ impl Client {
             .adjust(|e, planned| {
                 // Retry-After replaces the planned step (never past the cap); an exhausted
                 // backoff stays exhausted.
-                planned.map(|d| e.retry_after().map_or(d, |ra| ra.min(retry.max_retry_after)))
+                planned.map(|d| {
+                    e.retry_after()
+                        .map_or(d, |ra| ra.min(retry.max_retry_after))
+                })
             })
-            .notify(|e, after| {
-                tracing::warn!(endpoint = %endpoint, retry_in_ms = after.as_millis() as u64, error = %e, "request failed, retrying");
+            .notify(|e: &Error, after| {
+                *last_failure.lock().unwrap_or_else(|e| e.into_inner()) = Some(e.clone());
+                self.log_retry(path, &endpoint, e, after);
             });
         self.call(|| endpoint.clone(), attempts).await
     }
 
+    /// Logs a planned retry: one WARN per path while retries keep coming, DEBUG for the rest.
+    fn log_retry(&self, path: &str, endpoint: &str, e: &Error, after: Duration) {
+        let retry_in_ms = after.as_millis() as u64;
+        let path_endpoint = endpoint_name(&Method::GET, path, &[]);
+        match self.inner.retry_log.level(&path_endpoint, Instant::now()) {
+            retry_log::Level::Warn { quietened } => {
+                tracing::warn!(endpoint = %path_endpoint, request = %endpoint, retry_in_ms, quietened, error = %e, "request failed, retrying; more retries of this endpoint at debug");
+            }
+            retry_log::Level::Debug => {
+                tracing::debug!(endpoint = %endpoint, retry_in_ms, error = %e, "request failed, retrying");
+            }
+        }
+    }
+
     /// POST one building (form-encoded, only the fields given) once; Device42's building id on
-    /// success. A 401/403 is answered by one token refresh and one more try, as for every request.
+    /// success. A refused token is answered by one token refresh and one more try, as for every
+    /// request.
     pub async fn post_building(&self, fields: &[(&str, &str)]) -> Result<Option<i64>, Error> {
         let form = serde_urlencoded_form(fields);
         let endpoint = || endpoint_name(&Method::POST, BUILDINGS_PATH, &[]);
@@ -268,12 +303,13 @@ impl Client {
             BuildingAnswer::Refused(message) => Err(Error::Rejected {
                 endpoint: body.endpoint,
                 status: body.status,
-                message,
+                message: excerpt(message.as_bytes()),
             }),
         }
     }
 
-    /// One request with a bearer token, renewing the token once on 401/403.
+    /// One request with a bearer token, renewing the token once when it is refused (401, 403,
+    /// or Device42's 500 permission error).
     async fn authorized(
         &self,
         method: Method,
@@ -285,14 +321,14 @@ impl Client {
         let first = self
             .send(method.clone(), path, query, form.clone(), &token)
             .await?;
-        if !matches!(first.status, 401 | 403) {
+        if !refuses_token(&first) {
             return classify(first);
         }
         tracing::debug!(endpoint = %first.endpoint, status = first.status, "token refused, obtaining a new one");
         self.inner.tokens.invalidate(generation).await;
         let (token, _) = self.token().await?;
         let second = self.send(method, path, query, form, &token).await?;
-        if matches!(second.status, 401 | 403) {
+        if refuses_token(&second) {
             return Err(Error::Auth {
                 endpoint: second.endpoint,
                 status: second.status,
@@ -331,8 +367,7 @@ impl Client {
             .and_then(|v| httpdate::parse_http_date(v).ok())
             .map(DateTime::<Utc>::from);
         let body = self.read(endpoint, response).await?;
-        let permission = body.status == 500 && mentions_permission(&body.bytes);
-        if matches!(body.status, 401 | 403) || permission {
+        if refuses_token(&body) {
             return Err(Error::Auth {
                 endpoint: body.endpoint.clone(),
                 status: body.status,
@@ -405,7 +440,8 @@ impl Client {
             .headers()
             .get(RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
-            .and_then(parse_retry_after);
+            .and_then(parse_retry_after)
+            .map(|d| d.min(self.inner.retry.max_retry_after));
         let limit = self.inner.max_body;
         if response.content_length().is_some_and(|n| n > limit) {
             return Err(Error::TooLarge { endpoint, limit });
@@ -434,25 +470,7 @@ impl Client {
     }
 
     fn transport_error(&self, endpoint: &str, e: reqwest::Error) -> Error {
-        let endpoint = endpoint.to_string();
-        let cause = root_cause(&e);
-        if e.is_timeout() {
-            return Error::Timeout {
-                endpoint,
-                after: self.inner.request_timeout,
-            };
-        }
-        let lower = cause.to_ascii_lowercase();
-        if lower.contains("certificate")
-            || lower.contains("unknownissuer")
-            || lower.contains("invalid peer")
-        {
-            return Error::Certificate { endpoint, cause };
-        }
-        if e.is_connect() {
-            return Error::Connect { endpoint, cause };
-        }
-        Error::Transport { endpoint, cause }
+        super::transport::classify(&e, endpoint.to_string(), self.inner.transport)
     }
 
     fn url(&self, path: &str, query: &[(&str, String)]) -> Url {
@@ -520,6 +538,12 @@ fn classify(body: Body) -> Result<Body, Error> {
             status,
         }),
     }
+}
+
+/// Whether an answer refuses the credential: 401, 403, or the HTTP 500 whose message speaks of
+/// permissions, which is how the appliance answers a refused credential.
+fn refuses_token(body: &Body) -> bool {
+    matches!(body.status, 401 | 403) || (body.status == 500 && mentions_permission(&body.bytes))
 }
 
 fn mentions_permission(body: &[u8]) -> bool {

@@ -1,12 +1,26 @@
-//! Errors of the Device42 client, each saying whether it is worth retrying.
+//! Errors of the Device42 client, each saying whether it is worth retrying, and the excerpts
+//! of response bodies they quote, with secrets masked.
 
+use secrecy::{ExposeSecret, SecretString};
+use std::sync::RwLock;
 use std::time::Duration;
+
+/// What a masked value is replaced with.
+const REDACTED: &str = "[redacted]";
+
+/// Values never quoted in an error: the API client's key and secret, which an appliance may
+/// echo back in an answer. Excerpts and causes are built in several places (the client, the
+/// pull's page parsing) from bodies that do not say which client fetched them, so the list is
+/// the process's; each client adds its credentials when it is built. Longest first, so that a
+/// key inside the secret does not leave the rest of the secret readable.
+static NEVER_QUOTED: RwLock<Vec<SecretString>> = RwLock::new(Vec::new());
 
 /// Why a request to Device42 failed. The message names the endpoint (path only, never the
 /// credentials), the HTTP status where there was one, and a short sanitised excerpt of the body.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum Error {
-    /// The connection could not be made (refused, DNS, TLS handshake other than certificates).
+    /// The connection could not be made (refused, DNS, TLS handshake other than certificates);
+    /// the cause names which.
     #[error("{endpoint}: cannot connect: {cause}")]
     Connect {
         /// Method and path.
@@ -15,13 +29,11 @@ pub enum Error {
         cause: String,
     },
     /// The server's certificate was not trusted.
-    #[error(
-        "{endpoint}: tls certificate verification failed: {cause} (set device42.ca_file to trust a private CA)"
-    )]
+    #[error("{endpoint}: tls certificate verification failed: {cause}")]
     Certificate {
         /// Method and path.
         endpoint: String,
-        /// The lowest-level cause.
+        /// Why, with what to do about it.
         cause: String,
     },
     /// No complete answer within the request timeout.
@@ -128,6 +140,23 @@ impl Error {
         }
     }
 
+    /// The request that failed (method and path): a building POST can fail in the token
+    /// request it needed first.
+    pub fn endpoint(&self) -> &str {
+        match self {
+            Error::Connect { endpoint, .. }
+            | Error::Certificate { endpoint, .. }
+            | Error::Timeout { endpoint, .. }
+            | Error::Transport { endpoint, .. }
+            | Error::Unavailable { endpoint, .. }
+            | Error::Auth { endpoint, .. }
+            | Error::Rejected { endpoint, .. }
+            | Error::BadResponse { endpoint, .. }
+            | Error::Paused { endpoint, .. }
+            | Error::TooLarge { endpoint, .. } => endpoint,
+        }
+    }
+
     /// The HTTP status, where the server answered.
     pub fn status(&self) -> Option<u16> {
         match self {
@@ -140,11 +169,41 @@ impl Error {
     }
 }
 
+/// Masks `secret` in every excerpt and cause from now on (see [`mask_known_secrets`]).
+pub fn never_quote(secret: &SecretString) {
+    let value = secret.expose_secret();
+    if value.is_empty() {
+        return;
+    }
+    let mut list = NEVER_QUOTED.write().unwrap_or_else(|e| e.into_inner());
+    if !list.iter().any(|known| known.expose_secret() == value) {
+        list.push(secret.clone());
+        list.sort_by_key(|known| std::cmp::Reverse(known.expose_secret().len()));
+    }
+}
+
+/// `text` with every value given to [`never_quote`] replaced by `[redacted]`.
+pub fn mask_known_secrets(text: &str) -> String {
+    let list = NEVER_QUOTED.read().unwrap_or_else(|e| e.into_inner());
+    let mut text = text.to_string();
+    for known in list.iter() {
+        if text.contains(known.expose_secret()) {
+            text = text.replace(known.expose_secret(), REDACTED);
+        }
+    }
+    text
+}
+
 /// A short excerpt of a body for an error message: at most [`super::EXCERPT_BYTES`] bytes of
-/// printable text with whitespace folded, HTML pages reduced to their title or text, and
-/// anything that looks like a token or key masked.
+/// printable text with whitespace folded, HTML pages reduced to their title or text, the
+/// client's key and secret masked, and anything that looks like a token or key masked.
 pub fn excerpt(body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(&body[..body.len().min(4096)]);
+    let mut text = String::from_utf8_lossy(&body[..body.len().min(4096)]).into_owned();
+    if body.len() > 4096 {
+        // The word cut at the window's edge could be the start of a secret: drop it.
+        text.truncate(text.rfind(char::is_whitespace).unwrap_or(0));
+    }
+    let text = mask_known_secrets(&text);
     let lower = text.to_ascii_lowercase();
     let text = if lower.contains("<html") || lower.contains("<!doctype") {
         let title = lower.find("<title>").and_then(|s| {
@@ -154,7 +213,7 @@ pub fn excerpt(body: &[u8]) -> String {
         });
         format!("html page: {}", title.unwrap_or_else(|| strip_tags(&text)))
     } else {
-        text.into_owned()
+        text
     };
     let mut out = String::new();
     for word in text.split_whitespace() {
@@ -210,7 +269,7 @@ fn mask_secret_like(word: &str) -> String {
         .max()
         .unwrap_or(0);
     if longest_run >= 32 {
-        "[redacted]".into()
+        REDACTED.into()
     } else {
         word.to_string()
     }
@@ -240,6 +299,35 @@ mod tests {
     }
 
     const EXCERPT_LIMIT_WITH_ELLIPSIS: usize = crate::d42::EXCERPT_BYTES + 3;
+
+    #[test]
+    fn excerpts_mask_the_client_key_and_secret_however_short() {
+        never_quote(&SecretString::from("ck-unit-4e1"));
+        never_quote(&SecretString::from("sk-unit-ck-unit-4e1-b2"));
+        let body = br#"{"msg": "client ck-unit-4e1 with secret sk-unit-ck-unit-4e1-b2 refused"}"#;
+
+        let e = excerpt(body);
+
+        assert!(
+            !e.contains("ck-unit") && !e.contains("sk-unit") && !e.contains("4e1"),
+            "{e}"
+        );
+        assert!(
+            e.contains("client [redacted] with secret [redacted] refused"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_secret_cut_at_the_excerpt_window_is_not_quoted_in_part() {
+        never_quote(&SecretString::from("sk-window-5c77"));
+        let mut body = vec![b' '; 4090];
+        body.extend_from_slice(b"sk-window-5c77 and more");
+
+        let e = excerpt(&body);
+
+        assert!(!e.contains("sk-win"), "{e}");
+    }
 
     #[test]
     fn only_transient_failures_are_retryable() {

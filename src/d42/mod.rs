@@ -6,12 +6,18 @@
 //! - [`token`]: the token cache: obtained once, refreshed before expiry, single flight.
 //! - [`models`]: parsing of the responses, tolerant where Device42 is inconsistent.
 //! - [`error`]: [`Error`], which says whether a failure is worth retrying.
+//! - [`tls`]: trust in the appliance's certificate (system CAs, `ca_file`, self-signed CAs).
+//! - [`transport`]: names the cause of a request that got no answer (DNS, refused, TLS, ...).
+//! - [`retry_log`]: one retry WARN per endpoint at a time.
 
 pub mod breaker;
 pub mod client;
 pub mod error;
 pub mod models;
+pub mod retry_log;
+pub mod tls;
 pub mod token;
+pub mod transport;
 
 pub use breaker::Gate;
 pub use client::Client;

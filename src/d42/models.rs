@@ -1,6 +1,7 @@
 //! Parsing of Device42's answers, tolerant where Device42 is inconsistent: `code` as int or
 //! string, the devices list key in either case, `total_count` sometimes absent, building ids in
-//! `msg[1]`. Device records are not modelled: each is kept as the exact JSON text it arrived as.
+//! `msg[1]`. Device records are not modelled: each is kept as the exact JSON text it arrived as,
+//! and only the typed columns are read from it, under their v2 or v1 names.
 
 use crate::device::DeviceColumns;
 use chrono::{DateTime, Utc};
@@ -115,6 +116,8 @@ struct Fields {
     os: Option<Value>,
     os_version: Option<Value>,
     osver: Option<Value>,
+    os_version_no: Option<Value>,
+    osverno: Option<Value>,
     last_updated: Option<Value>,
 }
 
@@ -131,17 +134,22 @@ impl Fields {
             customer: text(self.customer),
             hardware: text(self.hardware).or_else(|| text(self.hw_model)),
             os_name: text(self.os_name).or_else(|| text(self.os)),
-            os_version: text(self.os_version).or_else(|| text(self.osver)),
+            // 40 of 905 real records carry only the version number.
+            os_version: text(self.os_version)
+                .or_else(|| text(self.osver))
+                .or_else(|| text(self.os_version_no))
+                .or_else(|| text(self.osverno)),
             last_updated: text(self.last_updated),
         }
     }
 }
 
-/// A JSON value as column text: strings as they are, numbers and booleans printed, lists and
-/// objects as JSON, null as NULL.
+/// A JSON value as column text: strings as they are (an empty one as NULL, as `blankasnull`
+/// asks of the appliance), numbers and booleans printed, lists and objects as JSON, null as NULL.
 fn text(v: Option<Value>) -> Option<String> {
     match v? {
         Value::Null => None,
+        Value::String(s) if s.is_empty() => None,
         Value::String(s) => Some(s),
         other => Some(other.to_string()),
     }
@@ -347,6 +355,76 @@ mod tests {
             (c.os_name.as_deref(), c.in_service, c.serial_no.as_deref()),
             (Some("Windows"), Some(0), None)
         );
+    }
+
+    #[test]
+    fn os_version_falls_back_to_the_version_number_in_either_api_version() {
+        let v1 = br#"{"Devices": [{"device_id": 1, "os": "Windows", "osver": null, "osverno": "10.0.10586"}, {"device_id": 2, "osver": "Service Pack 1", "osverno": "6.1.7601"}]}"#;
+        let page = parse_device_page(v1).unwrap();
+        assert_eq!(
+            page.items[0].columns.os_version.as_deref(),
+            Some("10.0.10586")
+        );
+        assert_eq!(
+            page.items[1].columns.os_version.as_deref(),
+            Some("Service Pack 1")
+        );
+        let v2 = br#"{"Devices": [{"device_id": 3, "os_version": "", "os_version_no": "17763"}, {"device_id": 4, "os_version_no": 12}]}"#;
+        let page = parse_device_page(v2).unwrap();
+        assert_eq!(page.items[0].columns.os_version.as_deref(), Some("17763"));
+        assert_eq!(page.items[1].columns.os_version.as_deref(), Some("12"));
+    }
+
+    #[test]
+    fn v2_names_win_over_v1_names_and_each_fills_its_typed_column() {
+        let both = br#"{"Devices": [{"device_id": 5, "hardware": "R640", "hw_model": "old", "os_name": "Debian", "os": "old", "os_version": "12", "osver": "old"}]}"#;
+        let c = &parse_device_page(both).unwrap().items[0].columns;
+        assert_eq!(
+            (
+                c.hardware.as_deref(),
+                c.os_name.as_deref(),
+                c.os_version.as_deref()
+            ),
+            (Some("R640"), Some("Debian"), Some("12"))
+        );
+        let v1 = br#"{"Devices": [{"device_id": 6, "hw_model": "DL380", "service_level": "Production", "customer": "Finance", "last_updated": "2016-07-05T22:08:34.043541Z", "in_service": true}]}"#;
+        let c = &parse_device_page(v1).unwrap().items[0].columns;
+        assert_eq!(c.hardware.as_deref(), Some("DL380"));
+        assert_eq!(c.service_level.as_deref(), Some("Production"));
+        assert_eq!(c.customer.as_deref(), Some("Finance"));
+        assert_eq!(
+            c.last_updated.as_deref(),
+            Some("2016-07-05T22:08:34.043541Z")
+        );
+        assert_eq!(c.in_service, Some(1));
+    }
+
+    #[test]
+    fn an_empty_string_is_null_in_typed_columns_and_kept_in_raw() {
+        let body = br#"{"Devices": [{"device_id": 9, "name": "n", "uuid": "", "serial_no": "", "asset_no": "", "hardware": "", "hw_model": "R640", "os_name": "", "os": "", "service_level": "", "customer": "", "in_service": "", "last_updated": "", "type": ""}]}"#;
+        let item = &parse_device_page(body).unwrap().items[0];
+        let c = &item.columns;
+        assert_eq!(c.name.as_deref(), Some("n"));
+        assert_eq!(
+            c.hardware.as_deref(),
+            Some("R640"),
+            "an empty v2 name falls back"
+        );
+        assert_eq!(
+            c.texts().iter().filter(|t| t.is_some()).count(),
+            2,
+            "only name and hardware are set: {c:?}"
+        );
+        assert_eq!(c.in_service, None);
+        assert!(item.raw.contains(r#""uuid": """#), "{}", item.raw);
+    }
+
+    #[test]
+    fn values_are_kept_verbatim_trailing_spaces_included() {
+        let body = br#"{"Devices": [{"device_id": 1, "os": "Windows 2012 R2 ", "osver": " "}]}"#;
+        let c = &parse_device_page(body).unwrap().items[0].columns;
+        assert_eq!(c.os_name.as_deref(), Some("Windows 2012 R2 "));
+        assert_eq!(c.os_version.as_deref(), Some(" "));
     }
 
     #[test]

@@ -519,10 +519,7 @@ impl Pager {
             cancel,
             ..
         } = self;
-        let mut query = vec![("limit", limit.to_string()), ("offset", offset.to_string())];
-        if !settings.include_cols.is_empty() {
-            query.push(("include_cols", settings.include_cols.join(",")));
-        }
+        let query = page_query(settings, offset, limit);
         let started = Instant::now();
         let body = tokio::select! {
             body = client.get(&settings.endpoint, &query) => body?,
@@ -577,6 +574,20 @@ impl Pager {
             },
         })
     }
+}
+
+/// The query of one page: paging, `blankasnull=yes` (so that Device42 sends null, not `""`,
+/// for an unset field), and `include_cols` for a v2 endpoint (v1 records are full without it).
+fn page_query(settings: &DevicesSettings, offset: u64, limit: u64) -> Vec<(&'static str, String)> {
+    let mut query = vec![
+        ("limit", limit.to_string()),
+        ("offset", offset.to_string()),
+        ("blankasnull", "yes".to_string()),
+    ];
+    if settings.endpoint.starts_with("/api/2.0/") && !settings.include_cols.is_empty() {
+        query.push(("include_cols", settings.include_cols.join(",")));
+    }
+    query
 }
 
 /// Drops change rows and runs past their retention; a failure here is only worth a warning.

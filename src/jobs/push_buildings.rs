@@ -1,24 +1,36 @@
 //! The building push: drains due `building_queue` rows to `POST /api/1.0/buildings/`.
 //!
-//! Each pass claims a batch in one short transaction (rows become `sending`, their attempt is
-//! counted), commits, sends up to `buildings.concurrency` POSTs at a time with no transaction
-//! open, and records each outcome in its own short transaction. A crash between Device42's
-//! answer and the recorded outcome leaves the row `sending`; the next start returns it to
-//! `pending` and it is sent again, which the upsert by name makes harmless.
+//! Each pass claims a batch in one short transaction (rows become `sending`), commits, sends up
+//! to `buildings.concurrency` POSTs at a time with no transaction open, and records each outcome
+//! in its own short transaction. A crash between Device42's answer and the recorded outcome
+//! leaves the row `sending`; the next start returns it to `pending`, uncharged, and it is sent
+//! again, which the upsert by name makes harmless.
+//!
+//! Only Device42's answer about a row may cost the row an attempt or dead-letter it: `attempts`
+//! counts answers to its buildings POST (a 2xx, a rejection, a 408/429/5xx, a body that cannot
+//! be read). A POST that was sent and got no answer (a timeout, a reset mid-request) counts as
+//! one too: the request reached the appliance, which may be failing on this very row, and a row
+//! that breaks the appliance every time must end `dead` rather than be sent forever.
+//!
+//! A failure before Device42 could answer about the row is not the row's: the token request
+//! failed (any status, TLS, network), the buildings POST never connected (refused, DNS, TLS),
+//! the token was refused again after renewal, or the breaker held the call. The row goes back
+//! to `pending` as it was, the rest of the batch goes back unsent, and the run is recorded
+//! `failed` with one ERROR line naming the cause.
 //!
 //! While calls to Device42 are paused after repeated failures, nothing is claimed: an outage
-//! costs no row an attempt. A probe run claims one row; rows the breaker refuses mid-run go
-//! back to `pending` with their attempt uncounted.
+//! costs no row an attempt. A probe run claims one row.
 
 use super::backoff;
 use super::{RunReport, Start};
 use crate::config::BuildingsSettings;
-use crate::d42::{self, Client};
+use crate::d42::{self, BUILDINGS_PATH, Client};
 use crate::metrics::METRICS;
 use crate::store::Db;
 use crate::store::queue::{self, QueuedBuilding};
 use crate::store::runs::{self, Job, RunCounts, RunStatus};
 use futures::StreamExt;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -28,9 +40,10 @@ enum Outcome {
     Done,
     Retry,
     Dead,
-    /// Credentials refused: the row is retried later and the pass stops.
-    AuthFailed(String),
-    /// Not sent: calls are paused. Back to `pending`, attempt uncounted.
+    /// Device42 did not answer about the row (see the module doc): back to `pending` as it
+    /// was, and the pass stops.
+    Unanswered(d42::Error),
+    /// Not sent, as an earlier row of the pass was not answered: back to `pending` as it was.
     Unsent,
 }
 
@@ -96,20 +109,25 @@ async fn run_inner(
         let mut counts = RunCounts::default();
         let mut failure: Option<String> = None;
         let mut unsent = 0;
+        // Set by the first row Device42 did not answer about: the rows after it are not sent.
+        let stop = AtomicBool::new(false);
+        let mut lead = true;
         while !batch.is_empty() {
             counts.items += batch.len() as i64;
-            let outcomes: Vec<anyhow::Result<Outcome>> = futures::stream::iter(batch)
-                .map(|row| send_one(db, client, settings, row))
-                .buffer_unordered(settings.concurrency)
-                .collect()
-                .await;
+            let outcomes = send_batch(db, client, settings, batch, lead, &stop).await;
+            lead = false;
+            // The first cause other than the breaker's refusal, which only echoes an outage.
+            let mut cause: Option<d42::Error> = None;
             for outcome in outcomes {
                 match outcome {
                     Ok(Outcome::Done) => counts.sent += 1,
                     Ok(Outcome::Retry | Outcome::Dead) => counts.failed += 1,
-                    Ok(Outcome::AuthFailed(e)) => {
-                        counts.failed += 1;
-                        failure = Some(e);
+                    Ok(Outcome::Unanswered(e)) => {
+                        counts.items -= 1;
+                        unsent += 1;
+                        if !matches!(e, d42::Error::Paused { .. }) {
+                            cause.get_or_insert(e);
+                        }
                     }
                     Ok(Outcome::Unsent) => {
                         counts.items -= 1;
@@ -121,7 +139,10 @@ async fn run_inner(
                     }
                 }
             }
-            if client.is_paused() {
+            if let Some(cause) = cause {
+                failure
+                    .get_or_insert_with(|| format!("{cause}; {unsent} rows not sent stay pending"));
+            } else if client.is_paused() || stop.load(Ordering::Relaxed) {
                 failure.get_or_insert_with(|| {
                     format!("Device42 unreachable; {unsent} rows not sent stay pending")
                 });
@@ -172,30 +193,68 @@ async fn run_inner(
     .await
 }
 
-/// Sends one claimed row and records the outcome.
+/// Sends a claimed batch, `buildings.concurrency` rows at a time, and records the outcomes. With
+/// `lead` (the first batch of a run) the first row goes alone: a run whose token request or
+/// connection fails meets that once, not once per POST in flight, and returns the rest unsent.
+async fn send_batch(
+    db: &Db,
+    client: &Client,
+    settings: &BuildingsSettings,
+    batch: Vec<QueuedBuilding>,
+    lead: bool,
+    stop: &AtomicBool,
+) -> Vec<anyhow::Result<Outcome>> {
+    let mut rows = batch.into_iter();
+    let mut outcomes = Vec::with_capacity(rows.len());
+    if lead && let Some(row) = rows.next() {
+        outcomes.push(send_one(db, client, settings, row, stop).await);
+        if stop.load(Ordering::Relaxed) {
+            let ids: Vec<i64> = rows.map(|row| row.id).collect();
+            match queue::release(db, &ids).await {
+                Ok(()) => outcomes.extend(ids.iter().map(|_| Ok(Outcome::Unsent))),
+                Err(e) => outcomes.push(Err(e.into())),
+            }
+            return outcomes;
+        }
+    }
+    let rest: Vec<_> = futures::stream::iter(rows)
+        .map(|row| send_one(db, client, settings, row, stop))
+        .buffer_unordered(settings.concurrency)
+        .collect()
+        .await;
+    outcomes.extend(rest);
+    outcomes
+}
+
+/// Sends one claimed row and records the outcome; once `stop` is set, returns the row unsent.
 async fn send_one(
     db: &Db,
     client: &Client,
     settings: &BuildingsSettings,
     row: QueuedBuilding,
+    stop: &AtomicBool,
 ) -> anyhow::Result<Outcome> {
+    if stop.load(Ordering::Relaxed) {
+        queue::release(db, &[row.id]).await?;
+        return Ok(Outcome::Unsent);
+    }
     let result = client.post_building(&row.fields.form_fields()).await;
     crate::failpoint::hit("push.after_response");
-    let attempts = u32::try_from(row.attempts).unwrap_or(u32::MAX);
+    // Counting the answer this outcome records.
+    let attempts = u32::try_from(row.attempts)
+        .unwrap_or(u32::MAX)
+        .saturating_add(1);
     match result {
         Ok(building_id) => {
             queue::mark_done(db, row.id, building_id).await?;
             tracing::debug!(id = row.id, building_id, "building sent");
             Ok(Outcome::Done)
         }
-        Err(d42::Error::Paused { .. }) => {
-            queue::release(db, row.id).await?;
-            Ok(Outcome::Unsent)
-        }
-        Err(e @ d42::Error::Auth { .. }) => {
-            let error = e.to_string();
-            retry_later(db, settings, &row, attempts, None, &error).await?;
-            Ok(Outcome::AuthFailed(error))
+        Err(e) if !answered_about_the_row(&e) => {
+            stop.store(true, Ordering::Relaxed);
+            queue::release(db, &[row.id]).await?;
+            tracing::debug!(id = row.id, error = %e, "building not answered, stays pending");
+            Ok(Outcome::Unanswered(e))
         }
         Err(e) if e.is_retryable() && attempts < settings.max_attempts => {
             retry_later(
@@ -220,6 +279,24 @@ async fn send_one(
             Ok(Outcome::Dead)
         }
     }
+}
+
+/// Whether a failed building POST is Device42's answer about the row: the POST itself got an
+/// answer, or was sent and lost. Not when the token request it needed failed, the connection
+/// was never made, the token was refused again after renewal, or the breaker held the call.
+fn answered_about_the_row(e: &d42::Error) -> bool {
+    let buildings_post = e
+        .endpoint()
+        .strip_prefix("POST ")
+        .is_some_and(|path| path == BUILDINGS_PATH);
+    buildings_post
+        && !matches!(
+            e,
+            d42::Error::Connect { .. }
+                | d42::Error::Certificate { .. }
+                | d42::Error::Auth { .. }
+                | d42::Error::Paused { .. }
+        )
 }
 
 async fn retry_later(

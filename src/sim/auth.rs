@@ -1,5 +1,10 @@
 //! The token endpoints (`/tauth/1.0/token/`) and the Bearer check in front of `/api/`.
 //!
+//! A refused credential is answered as the appliance was recorded answering it: HTTP 500 with
+//! `{"msg": "You don't have permissions to access this resource.", "code": "1"}`, for bad Basic
+//! credentials and (unless [`TokenRefusal::Unauthorized`] asks for a 401) for a Bearer token that
+//! is unknown, expired or revoked.
+//!
 //! Tokens are opaque random strings shaped like RS256 JWTs. Their real lifetime is the current
 //! token ttl on tokio's clock (so that paused-time tests can expire them); the `expires` field is
 //! wall-clock and may be skewed on purpose, as on an appliance whose clock is off.
@@ -10,6 +15,7 @@ use std::time::Duration;
 use rand::Rng;
 use tokio::time::Instant;
 
+use super::config::TokenRefusal;
 use super::state::{Shared, lock};
 use crate::httpd::{Request, Response};
 
@@ -75,16 +81,16 @@ pub(crate) fn issue(shared: &Shared, request: &Request) -> Response {
 
 /// `PUT /tauth/1.0/token/{id}/`: replaces token `id` with a new one (new token and token_id).
 pub(crate) fn extend(shared: &Shared, request: &Request, id: i64) -> Response {
-    if bearer(shared, request).is_err() {
-        return invalid_token();
+    if let Err(refused) = bearer(shared, request) {
+        return refused;
     }
     token_answer(shared, Some(id))
 }
 
 /// `DELETE /tauth/1.0/token/{id}/`: revokes token `id`.
 pub(crate) fn revoke(shared: &Shared, request: &Request, id: i64) -> Response {
-    if bearer(shared, request).is_err() {
-        return invalid_token();
+    if let Err(refused) = bearer(shared, request) {
+        return refused;
     }
     if !lock(&shared.tokens).revoke(id) {
         return Response::json(404, r#"{"msg": "Token not found", "code": "1"}"#);
@@ -92,14 +98,26 @@ pub(crate) fn revoke(shared: &Shared, request: &Request, id: i64) -> Response {
     Response::json(200, r#"{"msg": "API Token deleted", "code": "0"}"#)
 }
 
-/// The Bearer token's id when it is live, else the 401 `/api/` answers with.
+/// The Bearer token's id when it is live, else the refusal `token_refusal` names.
 pub(crate) fn bearer(shared: &Shared, request: &Request) -> Result<i64, Response> {
     let token = request
         .header("authorization")
         .and_then(|v| strip_scheme(v, "bearer"));
     token
         .and_then(|t| lock(&shared.tokens).check(t.trim()))
-        .ok_or_else(invalid_token)
+        .ok_or_else(|| match shared.cfg.token_refusal {
+            TokenRefusal::PermissionDenied => permission_denied(),
+            TokenRefusal::Unauthorized => invalid_token(),
+        })
+}
+
+/// Whether `response` refuses the credential: a 401, or the 500 permission error.
+pub(crate) fn is_refusal(response: &Response) -> bool {
+    match response.status {
+        401 => true,
+        500 => response.body == PERMISSION_DENIED.as_bytes(),
+        _ => false,
+    }
 }
 
 /// The 401 of an unknown, expired or revoked token.
@@ -107,12 +125,13 @@ pub(crate) fn invalid_token() -> Response {
     Response::json(401, r#"{"detail": "Invalid token."}"#)
 }
 
+/// The body of the one recorded answer to bad credentials.
+const PERMISSION_DENIED: &str =
+    r#"{"msg": "You don't have permissions to access this resource.", "code": "1"}"#;
+
 /// The one recorded answer to bad credentials.
 pub(crate) fn permission_denied() -> Response {
-    Response::json(
-        500,
-        r#"{"msg": "You don't have permissions to access this resource.", "code": "1"}"#,
-    )
+    Response::json(500, PERMISSION_DENIED)
 }
 
 /// Issues a token (replacing `replacing` when given) and renders the token answer.

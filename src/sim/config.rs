@@ -30,6 +30,8 @@ pub struct SimConfig {
     /// Probability that any `/api/` request gets a random retryable fault (500, 503, reset or
     /// truncated body), drawn from a generator seeded with `seed`.
     pub fail_rate: f64,
+    /// How a Bearer token that is unknown, expired or revoked is refused.
+    pub token_refusal: TokenRefusal,
 }
 
 impl Default for SimConfig {
@@ -47,8 +49,19 @@ impl Default for SimConfig {
             page_delay: Duration::ZERO,
             post_delay: Duration::ZERO,
             fail_rate: 0.0,
+            token_refusal: TokenRefusal::PermissionDenied,
         }
     }
+}
+
+/// The answer to a Bearer token that is not (or no longer) valid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenRefusal {
+    /// HTTP 500 `{"msg": "You don't have permissions to access this resource.", "code": "1"}`:
+    /// what the appliance was recorded answering to a refused credential.
+    PermissionDenied,
+    /// HTTP 401 `{"detail": "Invalid token."}`, as Django REST framework answers by default.
+    Unauthorized,
 }
 
 /// The key of the device list in `/api/2.0/devices/` answers.

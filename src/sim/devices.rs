@@ -1,5 +1,6 @@
 //! The device endpoints: `GET /api/2.0/devices/` (brief items plus `include_cols`),
-//! `GET /api/2.0/devices/{id}/` and `GET /api/1.0/devices/all/` (full records).
+//! `GET /api/2.0/devices/{id}/` and `GET /api/1.0/devices/all/` (full records), each with
+//! `blankasnull`.
 //!
 //! A page is the cached JSON of its items joined together; the join runs on the blocking pool so
 //! that rendering a thousand uncached records does not stall other connections.
@@ -36,8 +37,8 @@ pub(crate) async fn list(shared: Arc<Shared>, request: &Request, endpoint: Endpo
         Err(response) => return response,
     };
     let view = match endpoint {
-        Endpoint::V1All => View::V1,
-        Endpoint::V2 => View::v2(&include_cols(request)),
+        Endpoint::V1All => View::v1(blank_as_null(request)),
+        Endpoint::V2 => View::v2(&include_cols(request), blank_as_null(request)),
     };
     let list_key = match endpoint {
         Endpoint::V1All => "Devices",
@@ -83,7 +84,7 @@ pub(crate) fn one(shared: &Shared, request: &Request, id: i64) -> Response {
     let Some(entry) = shared.inventory().get(id) else {
         return Response::json(404, r#"{"detail": "Not found."}"#);
     };
-    let view = View::v2(&include_cols(request));
+    let view = View::v2(&include_cols(request), blank_as_null(request));
     Response::json(
         200,
         entry
@@ -156,4 +157,11 @@ fn include_cols(request: &Request) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// Whether `blankasnull=yes` (or `true`) asks for null instead of empty strings.
+fn blank_as_null(request: &Request) -> bool {
+    request
+        .query_param("blankasnull")
+        .is_some_and(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "yes" | "true"))
 }

@@ -13,37 +13,57 @@ use super::render;
 use super::state::lock;
 
 /// How many rendered views one device keeps: a client pulls one view, and a test may compare it
-/// with a second; more would only grow memory (a v1 record is about 2.5 KB).
+/// with a second; more would only grow memory (a v1 record is about 3 KB).
 const CACHED_VIEWS: usize = 2;
 
 /// Which shape a device is rendered in.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum View {
+pub(crate) enum Shape {
     /// The full record of `/api/1.0/devices/all/`.
     V1,
     /// The item of `/api/2.0/devices/`: brief columns plus these known `include_cols`.
     V2(Vec<&'static str>),
 }
 
+/// How a device is rendered: its shape, and whether empty strings are sent as null.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct View {
+    /// v1 record or v2 item.
+    pub shape: Shape,
+    /// `blankasnull=yes`: the record's empty strings are sent as null.
+    pub blank_as_null: bool,
+}
+
 impl View {
+    /// The v1 view.
+    pub fn v1(blank_as_null: bool) -> View {
+        View {
+            shape: Shape::V1,
+            blank_as_null,
+        }
+    }
+
     /// The v2 view for an `include_cols` list; unknown names are ignored, order and repeats do not
     /// matter.
-    pub fn v2<S: AsRef<str>>(include_cols: &[S]) -> View {
+    pub fn v2<S: AsRef<str>>(include_cols: &[S], blank_as_null: bool) -> View {
         let wanted: Vec<&str> = include_cols.iter().map(|c| c.as_ref().trim()).collect();
-        View::V2(
-            render::V2_COLUMNS
-                .iter()
-                .copied()
-                .filter(|c| wanted.contains(c))
-                .collect(),
-        )
+        let cols = render::V2_COLUMNS
+            .iter()
+            .copied()
+            .filter(|c| wanted.contains(c))
+            .collect();
+        View {
+            shape: Shape::V2(cols),
+            blank_as_null,
+        }
     }
 
     /// A key naming this view in the per-device cache.
     pub fn cache_key(&self) -> Arc<str> {
-        match self {
-            View::V1 => Arc::from("v1"),
-            View::V2(cols) => Arc::from(format!("v2:{}", cols.join(","))),
+        let blanks = if self.blank_as_null { "null" } else { "blank" };
+        match &self.shape {
+            Shape::V1 => Arc::from(format!("v1:{blanks}")),
+            Shape::V2(cols) => Arc::from(format!("v2:{blanks}:{}", cols.join(","))),
         }
     }
 }
@@ -71,9 +91,9 @@ impl Entry {
             return json.clone();
         }
         let facts = Facts::of(seed, &self.device);
-        let json: Arc<str> = Arc::from(match view {
-            View::V1 => render::v1(&facts),
-            View::V2(include) => render::v2(&facts, include),
+        let json: Arc<str> = Arc::from(match &view.shape {
+            Shape::V1 => render::v1(&facts, view.blank_as_null),
+            Shape::V2(include) => render::v2(&facts, include, view.blank_as_null),
         });
         let mut cache = lock(&self.cache);
         if cache.len() >= CACHED_VIEWS {

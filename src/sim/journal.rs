@@ -49,7 +49,7 @@ pub(crate) struct Journal {
     first_seq: u64,
     /// `POST /tauth/1.0/token/` requests, answered or not.
     pub token_requests: usize,
-    /// 401 answers sent under `/api/`.
+    /// Answers under `/api/` that refused the credential (401, or the 500 permission error).
     pub unauthorized: usize,
     /// Building POSTs received, by the `name` field of their form.
     pub building_posts: HashMap<String, usize>,
@@ -83,9 +83,10 @@ impl Journal {
         self.first_seq + self.entries.len() as u64 - 1
     }
 
-    /// Notes the status answered to request `seq` (0 when none was sent).
-    pub fn answered(&mut self, seq: u64, path: &str, status: u16) {
-        if status == 401 && path.starts_with("/api/") {
+    /// Notes the status answered to request `seq` (0 when none was sent), and whether the answer
+    /// refused the credential.
+    pub fn answered(&mut self, seq: u64, path: &str, status: u16, refused: bool) {
+        if refused && path.starts_with("/api/") {
             self.unauthorized += 1;
         }
         if let Some(index) = seq.checked_sub(self.first_seq)

@@ -2,7 +2,10 @@
 //! the benchmarks.
 //!
 //! It imitates the API described in `device42-api.md` (token endpoints, the v2 and v1 device
-//! lists, the building upsert) over real HTTP, and lets a test script the appliance's bad days:
+//! lists, the building upsert) over real HTTP, with the real appliance's shapes: brief v2 items
+//! plus `include_cols` under v2 names, full v1 records with fields absent where they do not apply
+//! and null where real records mostly have null, `blankasnull`, and the HTTP 500 permission error
+//! for a refused credential. It lets a test script the appliance's bad days:
 //! injected faults ([`FaultRule`]), rejected buildings, expired tokens, slow answers and an
 //! inventory that drifts while a client pages. Everything it received is recorded for assertions.
 //!
@@ -38,7 +41,7 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
 pub use buildings::SimBuilding;
-pub use config::{Drift, ListKey, SimConfig};
+pub use config::{Drift, ListKey, SimConfig, TokenRefusal};
 pub use faults::{Fault, FaultRule, Rejection};
 pub use journal::RecordedRequest;
 pub use server::run;
@@ -158,15 +161,30 @@ impl Simulator {
         self.shared().inventory().ids()
     }
 
-    /// Every device as `endpoint` (`/api/2.0/devices/` or `/api/1.0/devices/all/`) renders it
-    /// with these `include_cols` (v2 only), byte for byte, ascending by id.
+    /// Every device as a pull asks `endpoint` (`/api/2.0/devices/` or `/api/1.0/devices/all/`)
+    /// for it: with these `include_cols` (v2 only) and `blankasnull=yes`; byte for byte,
+    /// ascending by id.
     ///
     /// # Panics
     /// On another endpoint: a test asking for one has a typo.
     pub fn rendered_devices(&self, endpoint: &str, include_cols: &[String]) -> Vec<(i64, String)> {
+        self.rendered_devices_as(endpoint, include_cols, true)
+    }
+
+    /// Like [`Simulator::rendered_devices`], with empty strings kept (`blank_as_null` false) or
+    /// sent as null.
+    ///
+    /// # Panics
+    /// On another endpoint: a test asking for one has a typo.
+    pub fn rendered_devices_as(
+        &self,
+        endpoint: &str,
+        include_cols: &[String],
+        blank_as_null: bool,
+    ) -> Vec<(i64, String)> {
         let view = match endpoint.trim_end_matches('/') {
-            "/api/2.0/devices" => View::v2(include_cols),
-            "/api/1.0/devices/all" => View::V1,
+            "/api/2.0/devices" => View::v2(include_cols, blank_as_null),
+            "/api/1.0/devices/all" => View::v1(blank_as_null),
             other => panic!("the simulator has no device list at {other}"),
         };
         let key = view.cache_key();
@@ -222,7 +240,7 @@ impl Simulator {
         lock(&self.shared().buildings).rejections.remove(name);
     }
 
-    /// Makes every token issued so far invalid (401 on use).
+    /// Makes every token issued so far invalid (refused on use, as `token_refusal` says).
     pub fn expire_tokens(&self) {
         lock(&self.shared().tokens).expire_all();
     }
@@ -254,7 +272,8 @@ impl Simulator {
         lock(&self.shared().journal).token_requests
     }
 
-    /// How many 401 answers were sent under `/api/`.
+    /// How many answers under `/api/` refused the credential: 401, or the 500 permission error
+    /// (whether the token check or an injected fault sent it).
     pub fn unauthorized_responses(&self) -> usize {
         lock(&self.shared().journal).unauthorized
     }

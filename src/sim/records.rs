@@ -137,12 +137,24 @@ const HARDWARE: &[Hardware] = &[
         depth: 1,
     },
 ];
-const OSES: &[(&str, &str, i64)] = &[
-    ("Ubuntu", "22.04", 2204),
-    ("Red Hat Enterprise Linux", "8.6", 86),
-    ("Windows Server 2019 Standard", "1809", 17763),
-    ("VMware ESXi", "7.0.3", 703),
-    ("Debian", "12", 12),
+/// Operating systems: name (`os`), version (`osver`, sometimes not a version at all) and version
+/// number (`osverno`, a string), as real records spell them, trailing spaces included.
+const OSES: &[(&str, &str, &str)] = &[
+    ("Ubuntu", "22.04", "22.04"),
+    ("Red Hat Enterprise Linux", "8.6", "8.6"),
+    (
+        "Microsoft Windows Server 2019 Standard",
+        "1809",
+        "10.0.17763",
+    ),
+    ("Microsoft Windows 10 Enterprise", "64bit", "10.0.10586"),
+    (
+        "Microsoft Windows Server 2008 R2 Standard ",
+        "Service Pack 1",
+        "6.1.7601",
+    ),
+    ("VMware ESXi", "7.0.3", "7.0.3"),
+    ("Debian", "12", "12"),
 ];
 const SITES: &[(i64, &str, &str)] = &[
     (1, "nyc", "New York DC1"),
@@ -161,16 +173,37 @@ const CUSTOMERS: &[(i64, &str)] = &[
     (3, "Marketing"),
     (4, "Operations"),
 ];
-/// Custom field keys and the prefix of their generated values.
-const CUSTOM_FIELD_KEYS: &[(&str, &str)] = &[
-    ("backup_policy", "backup"),
-    ("cost_center", "cc"),
-    ("owner_email", "owner"),
-    ("patch_window", "patch"),
-    ("monitoring_profile", "monitoring"),
-    ("support_contract", "contract"),
-    ("decommission_date", "2030-01"),
-    ("power_budget_watts", "watts"),
+/// Custom field keys: every device lists all of them, as real records do, and keys can be any
+/// string (`""`, `"1"`, `"used byre"` are real ones).
+const CUSTOM_FIELD_KEYS: &[&str] = &[
+    "",
+    "1",
+    "Application",
+    "Asset Owner",
+    "backup_policy",
+    "Business Unit",
+    "Contract End",
+    "cost_center",
+    "Criticality",
+    "Data Classification",
+    "decommission_date",
+    "Department",
+    "Environment",
+    "Location Code",
+    "Maintenance Window",
+    "monitoring_profile",
+    "Notes2",
+    "owner_email",
+    "patch_window",
+    "PO Number",
+    "power_budget_watts",
+    "Project",
+    "Purchase Date",
+    "Rack Position",
+    "support_contract",
+    "Support Group",
+    "used byre",
+    "Warranty End",
 ];
 const TAGS: &[&str] = &[
     "pci",
@@ -183,6 +216,41 @@ const TAGS: &[&str] = &[
     "windows",
 ];
 
+/// Shares of real records (905 from Device42's demo appliance) that carry a field; the
+/// simulated ones follow them so that tests meet nulls where real records have them.
+mod share {
+    /// `notes` set (null on the rest).
+    pub const NOTES: f64 = 0.15;
+    /// `os` set.
+    pub const OS: f64 = 0.17;
+    /// Of devices with an `os`: `osver` set ...
+    pub const OSVER: f64 = 0.68;
+    /// ... and `osverno` set; where `osver` is not, nearly always (40 of 124 have it alone).
+    pub const OSVERNO: f64 = 0.65;
+    /// `cpucount`, `cpucore`, `cpuspeed` set.
+    pub const CPU: f64 = 0.2;
+    /// `hddcount`, `hddsize` set.
+    pub const HDD: f64 = 0.15;
+    /// `ram` set.
+    pub const RAM: f64 = 0.6;
+    /// A physical device racked (with building, room and rack fields).
+    pub const RACKED: f64 = 0.15;
+    /// An unracked device with a building and room nonetheless.
+    pub const PLACED: f64 = 0.01;
+    /// `ip_addresses` not empty (311 of 905).
+    pub const IPS: f64 = 0.34;
+    /// An `ip_addresses` entry whose `macaddress` is set (319 of 517).
+    pub const IP_MAC: f64 = 0.62;
+    /// `mac_addresses` not empty (189 of 905).
+    pub const MACS: f64 = 0.21;
+    /// `tags` not empty (91 of 905).
+    pub const TAGS: f64 = 0.1;
+    /// `aliases` not empty (10 of 905; a little more here, so small inventories have some).
+    pub const ALIASES: f64 = 0.02;
+    /// A custom field with a value (nearly all are null).
+    pub const CUSTOM_VALUE: f64 = 0.04;
+}
+
 /// A rack placement, present only on racked physical devices.
 #[derive(Debug)]
 pub(crate) struct Rack {
@@ -194,8 +262,19 @@ pub(crate) struct Rack {
     pub row: String,
     /// `start_at`: the lowest rack unit, a float in Device42.
     pub start_at: f64,
-    /// `orientation`: `front` or `back`.
-    pub orientation: &'static str,
+    /// `orientation`: an int in real records (1, front, in all of them; 2 here for back).
+    pub orientation: i64,
+}
+
+/// Where a device stands: `building`, `room` and maybe a rack; absent (not null) when unknown.
+#[derive(Debug)]
+pub(crate) struct Place {
+    /// `building_id` and `building`.
+    pub building: (i64, &'static str),
+    /// `room_id` and `room`.
+    pub room: (i64, String),
+    /// Rack fields, on racked physical devices only.
+    pub rack: Option<Rack>,
 }
 
 /// Where a virtual device runs, present only on virtual devices.
@@ -222,19 +301,60 @@ pub(crate) struct Blade {
     pub slot_no: i64,
 }
 
+/// The operating system fields, null together when the OS is unknown.
+#[derive(Debug)]
+pub(crate) struct Os {
+    /// `os` / `os_name`.
+    pub name: &'static str,
+    /// `osver` / `os_version`, when set.
+    pub version: Option<&'static str>,
+    /// `osverno` / `os_version_no`, a string, when set.
+    pub number: Option<&'static str>,
+    /// `osarch` / `os_architecture`.
+    pub arch: i64,
+}
+
+/// The CPU fields, null together in most real records.
+#[derive(Debug)]
+pub(crate) struct Cpu {
+    /// `cpucount` / `total_cpus`.
+    pub count: i64,
+    /// `cpucore` / `core_per_cpu`.
+    pub cores: i64,
+    /// `corethread` / `threads_per_core`.
+    pub threads: i64,
+    /// `cpuspeed` / `cpu_speed` in MHz, a float.
+    pub speed: f64,
+    /// `cpu_vendor`.
+    pub vendor: &'static str,
+}
+
+/// The disk fields, null together in most real records.
+#[derive(Debug)]
+pub(crate) struct Disks {
+    /// `hddcount` / `hard_disk_count`.
+    pub count: i64,
+    /// `hddsize` / `hard_disk_size` in GB, a float.
+    pub size: f64,
+    /// `hddraid`, when known.
+    pub raid: Option<&'static str>,
+}
+
 /// One entry of `ip_addresses`.
 #[derive(Debug)]
 pub(crate) struct Ip {
     /// `ip`.
     pub ip: String,
-    /// `label`: the interface.
+    /// `label`: the interface, often blank.
     pub label: &'static str,
     /// `subnet`, CIDR.
     pub subnet: String,
     /// `subnet_id`.
     pub subnet_id: i64,
-    /// `type`: `static` here.
-    pub kind: &'static str,
+    /// `type`: an int, or null.
+    pub kind: Option<i64>,
+    /// `macaddress`: the interface's MAC, when known.
+    pub mac: Option<String>,
 }
 
 /// One entry of `mac_addresses`.
@@ -246,11 +366,12 @@ pub(crate) struct Mac {
     pub port: Option<String>,
     /// `port_name`: the device's interface.
     pub port_name: String,
-    /// `vlan`, when tagged.
-    pub vlan: Option<i64>,
+    /// `vlan`: a string, blank when untagged.
+    pub vlan: String,
 }
 
-/// Every field of one device record, before rendering.
+/// Every field of one device record, before rendering. A `Some("")` text is sent as `""` (or
+/// null when the client asks for `blankasnull`), a `None` as null.
 #[derive(Debug)]
 pub(crate) struct Facts {
     /// `device_id` and `id`.
@@ -259,14 +380,14 @@ pub(crate) struct Facts {
     pub name: String,
     /// `type` and `type_id`.
     pub kind: Kind,
-    /// `serial_no`: physical devices only, null otherwise.
+    /// `serial_no`: physical devices; blank or null on others.
     pub serial_no: Option<String>,
-    /// `asset_no`, often null.
+    /// `asset_no`, often blank or null.
     pub asset_no: Option<String>,
-    /// `uuid`, sometimes null.
+    /// `uuid`, sometimes blank or null.
     pub uuid: Option<String>,
-    /// `notes`: changes on every edit.
-    pub notes: String,
+    /// `notes`: null on most devices; set on every edit.
+    pub notes: Option<String>,
     /// `service_level`.
     pub service_level: &'static str,
     /// `in_service`: a real JSON bool.
@@ -275,28 +396,16 @@ pub(crate) struct Facts {
     pub customer: Option<(i64, &'static str)>,
     /// `hw_model_id` and the model, physical devices only.
     pub hardware: Option<(i64, &'static Hardware)>,
-    /// `os`, `osver`, `osverno`.
-    pub os: (&'static str, &'static str, i64),
-    /// `cpucount` / `total_cpus`.
-    pub cpu_count: i64,
-    /// `cpucore` / `core_per_cpu`.
-    pub cpu_core: i64,
-    /// `cpuspeed` in MHz, a float.
-    pub cpu_speed: f64,
-    /// RAM in GB; Device42 sends it as an integer or, for odd sizes, a float.
-    pub ram: f64,
-    /// `hddcount`.
-    pub hdd_count: i64,
-    /// `hddsize` in GB, a float.
-    pub hdd_size: f64,
-    /// `hddraid`, when known.
-    pub hdd_raid: Option<&'static str>,
-    /// The building: id, name code, full name.
-    pub site: (i64, &'static str, &'static str),
-    /// `room_id` and `room`.
-    pub room: (i64, String),
-    /// Rack placement: present only on racked physical devices.
-    pub rack: Option<Rack>,
+    /// `os`, `osver`, `osverno`, `osarch`.
+    pub os: Option<Os>,
+    /// `cpucount`, `cpucore`, `corethread`, `cpuspeed`, `cpu_vendor`.
+    pub cpu: Option<Cpu>,
+    /// RAM in MB, always a float in real records (`4096.0`).
+    pub ram: Option<f64>,
+    /// `hddcount`, `hddsize`, `hddraid`.
+    pub disks: Option<Disks>,
+    /// Building, room and rack fields: present only where they apply.
+    pub place: Option<Place>,
     /// Virtual host fields: present only on virtual devices.
     pub virtual_: Option<Virtual>,
     /// Chassis fields: present only on blades.
@@ -319,8 +428,6 @@ pub(crate) struct Facts {
     pub macs: Vec<Mac>,
     /// `asset_tag`, often null.
     pub asset_tag: Option<String>,
-    /// `cpu_vendor`.
-    pub cpu_vendor: &'static str,
     /// `last_discovered`, null when never discovered.
     pub last_discovered: Option<String>,
     /// `first_added`, rendered.
@@ -348,34 +455,76 @@ impl Facts {
             name.push_str(&format!("-r{}", device.edits));
         }
         let notes = if device.edits > 0 {
-            format!("edited {} times; last by the simulator", device.edits)
+            Some(format!(
+                "edited {} times; last by the simulator",
+                device.edits
+            ))
         } else {
-            format!(
-                "{} {} node in {}, managed by the {} team; warranty until 20{}-{:02}, last audit passed",
-                role,
-                kind.name(),
-                site.2,
-                role,
-                25 + mix.below(6),
-                1 + mix.below(12)
-            )
+            mix.chance(share::NOTES).then(|| {
+                format!(
+                    "{} {} node in {}, managed by the {} team; warranty until 20{}-{:02}",
+                    role,
+                    kind.name(),
+                    site.2,
+                    role,
+                    25 + mix.below(6),
+                    1 + mix.below(12)
+                )
+            })
         };
         let hardware = physical.then(|| {
             let index = mix.below(HARDWARE.len() as u64) as usize;
             (index as i64 + 1, &HARDWARE[index])
         });
         let is_switch = hardware.is_some_and(|(_, hw)| hw.name.starts_with("Catalyst"));
-        let ram = if mix.chance(0.2) {
-            mix.below(64) as f64 + 0.5
-        } else {
-            (1u64 << mix.below(9)) as f64
-        };
-        let rack = (kind == Kind::Physical && mix.chance(0.7)).then(|| Rack {
-            rack_id: 1 + mix.below(400) as i64,
-            rack: format!("{}-R{:03}", site.1.to_uppercase(), mix.below(400)),
-            row: format!("{}", (b'A' + mix.below(12) as u8) as char),
-            start_at: (1 + mix.below(40)) as f64,
-            orientation: if mix.chance(0.9) { "front" } else { "back" },
+        let os = mix.chance(share::OS).then(|| {
+            let (name, version, number) = mix.pick(OSES);
+            let version = mix.chance(share::OSVER).then_some(version);
+            let number = (version.is_none() || mix.chance(share::OSVERNO)).then_some(number);
+            Os {
+                name,
+                version,
+                number,
+                arch: if mix.chance(0.9) { 64 } else { 32 },
+            }
+        });
+        let cpu = mix.chance(share::CPU).then(|| Cpu {
+            count: 1 << mix.below(3),
+            cores: 2 << mix.below(5),
+            threads: 1 + mix.below(2) as i64,
+            speed: 2000.0 + (mix.below(16) * 100) as f64,
+            vendor: if mix.chance(0.7) {
+                "GenuineIntel"
+            } else {
+                "AuthenticAMD"
+            },
+        });
+        let ram = mix.chance(share::RAM).then(|| {
+            if mix.chance(0.1) {
+                1536.0 * (1 + mix.below(4)) as f64
+            } else {
+                (1024u64 << mix.below(8)) as f64
+            }
+        });
+        let disks = mix.chance(share::HDD).then(|| Disks {
+            count: 1 + mix.below(8) as i64,
+            size: (1u64 << mix.below(5)) as f64 * 240.0,
+            raid: mix.chance(0.5).then_some("RAID 10"),
+        });
+        let racked = kind == Kind::Physical && mix.chance(share::RACKED);
+        let place = (racked || mix.chance(share::PLACED)).then(|| Place {
+            building: (site.0, site.2),
+            room: (
+                site.0 * 10 + mix.below(3) as i64,
+                format!("Room {}", 100 + mix.below(3)),
+            ),
+            rack: racked.then(|| Rack {
+                rack_id: 1 + mix.below(400) as i64,
+                rack: format!("{}-R{:03}", site.1.to_uppercase(), mix.below(400)),
+                row: format!("{}", (b'A' + mix.below(12) as u8) as char),
+                start_at: (1 + mix.below(40)) as f64,
+                orientation: if mix.chance(0.9) { 1 } else { 2 },
+            }),
         });
         let virtual_ = (kind == Kind::Virtual).then(|| {
             let host_id = 1 + mix.below(id.max(1) as u64) as i64;
@@ -396,69 +545,108 @@ impl Facts {
         });
         let custom_fields = CUSTOM_FIELD_KEYS
             .iter()
-            .map(|(key, prefix)| {
+            .map(|key| {
                 let value = mix
-                    .chance(0.6)
-                    .then(|| format!("{}-{}", prefix, mix.below(1000)));
+                    .chance(share::CUSTOM_VALUE)
+                    .then(|| format!("value-{}", mix.below(1000)));
                 (*key, value, "")
             })
             .collect();
-        let tags = (0..mix.below(4)).map(|_| mix.pick(TAGS)).collect();
-        let aliases = (0..mix.below(4))
-            .map(|n| format!("{}-alias{}.corp.example.com", role, n))
-            .collect();
-        let ips = (0..1 + mix.below(4))
-            .map(|n| {
-                let (a, b) = (mix.below(250), mix.below(250));
-                Ip {
-                    ip: format!("10.{}.{}.{}", site.0, a, b + 1),
-                    label: if n == 0 { "eth0" } else { "mgmt" },
-                    subnet: format!("10.{}.{}.0/24", site.0, a),
-                    subnet_id: site.0 * 1000 + a as i64,
-                    kind: "static",
-                }
-            })
-            .collect();
-        let macs = (0..1 + mix.below(2))
-            .map(|n| Mac {
-                mac: mix.mac(),
-                port: physical.then(|| format!("Gi1/0/{}", 1 + mix.below(48))),
-                port_name: format!("eth{n}"),
-                vlan: mix.chance(0.5).then(|| 100 + mix.below(50) as i64),
-            })
-            .collect();
+        let tags = if mix.chance(share::TAGS) {
+            (0..1 + u64::from(mix.chance(0.1)))
+                .map(|_| mix.pick(TAGS))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let aliases = if mix.chance(share::ALIASES) {
+            (0..1 + mix.below(2))
+                .map(|n| format!("{}-alias{}.corp.example.com", role, n))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let macs: Vec<Mac> = if mix.chance(share::MACS) {
+            (0..1 + u64::from(mix.chance(0.5)))
+                .map(|n| Mac {
+                    mac: mix.mac(),
+                    port: physical.then(|| format!("Gi1/0/{}", 1 + mix.below(48))),
+                    port_name: format!("eth{n}"),
+                    vlan: if mix.chance(0.4) {
+                        format!("{}", 100 + mix.below(50))
+                    } else {
+                        String::new()
+                    },
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let ips = if mix.chance(share::IPS) {
+            (0..1 + mix.below(2) + u64::from(mix.chance(0.15)))
+                .map(|n| {
+                    let (a, b) = (mix.below(250), mix.below(250));
+                    let mac = mix
+                        .chance(share::IP_MAC)
+                        .then(|| match macs.get(n as usize) {
+                            Some(known) => known.mac.clone(),
+                            None => mix.mac(),
+                        });
+                    Ip {
+                        ip: format!("10.{}.{}.{}", site.0, a, b + 1),
+                        label: match n {
+                            0 => "eth0",
+                            1 => "",
+                            _ => "mgmt",
+                        },
+                        subnet: format!("10.{}.{}.0/24", site.0, a),
+                        subnet_id: site.0 * 1000 + a as i64,
+                        kind: match mix.below(10) {
+                            0..5 => Some(1),
+                            5..7 => Some(2),
+                            _ => None,
+                        },
+                        mac,
+                    }
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let blank_or = |mix: &mut Mix, blank: f64, value: Option<String>| {
+            if mix.chance(blank) {
+                Some(String::new())
+            } else {
+                value
+            }
+        };
+        let serial_no = match physical {
+            true => Some(format!("FOC{}", mix.alnum(8))),
+            false => blank_or(&mut mix, 0.3, None),
+        };
+        let asset_no = mix
+            .chance(0.5)
+            .then(|| format!("{:06}", mix.below(1_000_000)));
+        let asset_no = blank_or(&mut mix, 0.2, asset_no);
+        let uuid = mix.chance(0.85).then(|| mix.uuid());
+        let uuid = blank_or(&mut mix, 0.1, uuid);
         Facts {
             id,
             name,
             kind,
-            serial_no: physical.then(|| format!("FOC{}", mix.alnum(8))),
-            asset_no: mix
-                .chance(0.7)
-                .then(|| format!("{:06}", mix.below(1_000_000))),
-            uuid: if mix.chance(0.8) {
-                Some(mix.uuid())
-            } else {
-                None
-            },
+            serial_no,
+            asset_no,
+            uuid,
             notes,
             service_level: mix.pick(SERVICE_LEVELS),
             in_service: mix.chance(0.9),
             customer: mix.chance(0.8).then(|| mix.pick(CUSTOMERS)),
             hardware,
-            os: mix.pick(OSES),
-            cpu_count: 1 << mix.below(3),
-            cpu_core: 2 << mix.below(5),
-            cpu_speed: 2000.0 + (mix.below(16) * 100) as f64,
+            os,
+            cpu,
             ram,
-            hdd_count: mix.below(8) as i64,
-            hdd_size: (1u64 << mix.below(5)) as f64 * 240.0,
-            hdd_raid: mix.chance(0.5).then_some("RAID 10"),
-            site,
-            room: (
-                site.0 * 10 + mix.below(3) as i64,
-                format!("Room {}", 100 + mix.below(3)),
-            ),
-            rack,
+            disks,
+            place,
             virtual_,
             blade,
             is_switch,
@@ -470,11 +658,6 @@ impl Facts {
             ips,
             macs,
             asset_tag: mix.chance(0.5).then(|| format!("AT-{}", mix.alnum(6))),
-            cpu_vendor: if mix.chance(0.7) {
-                "GenuineIntel"
-            } else {
-                "AuthenticAMD"
-            },
             last_discovered: mix
                 .chance(0.8)
                 .then(|| timestamp(device.last_updated_ms - 3_600_000)),
@@ -484,11 +667,12 @@ impl Facts {
     }
 }
 
-/// Unix milliseconds as Device42 writes times: UTC with milliseconds and `Z`.
+/// Unix milliseconds as Device42 writes times: UTC with microseconds and `Z`
+/// (`2016-07-05T22:08:34.043541Z`).
 pub(crate) fn timestamp(ms: i64) -> String {
     DateTime::from_timestamp_millis(ms)
         .unwrap_or_default()
-        .to_rfc3339_opts(SecondsFormat::Millis, true)
+        .to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
 /// The splitmix64 output function: scrambles all bits of `z`.

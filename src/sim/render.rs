@@ -1,5 +1,6 @@
 //! Rendering device [`Facts`] as the JSON each endpoint sends: the full v1 record of
-//! `/api/1.0/devices/all/` and the brief v2 item of `/api/2.0/devices/` plus `include_cols`.
+//! `/api/1.0/devices/all/` and the brief v2 item of `/api/2.0/devices/` plus `include_cols`,
+//! either with empty strings as they are or, as `blankasnull=yes` asks, as null.
 //!
 //! JSON is written by hand, Python-style (`", "` and `": "` separators, as Device42's Django
 //! answers look), because serializing through `serde_json::Value` would be several times slower
@@ -9,8 +10,9 @@ use std::fmt::Write;
 
 use super::records::Facts;
 
-/// The `include_cols` names `/api/2.0/devices/` understands, in the order they are rendered.
-/// Names not in this list are ignored, as unknown query parameters are.
+/// The `include_cols` names `/api/2.0/devices/` understands, in the order they are rendered, with
+/// v2 names (`hardware` for v1's `hw_model`, `os_version_no` for `osverno`, ...). Names not in
+/// this list are ignored, as unknown query parameters are. v2 has no IP or MAC lists.
 pub const V2_COLUMNS: &[&str] = &[
     "notes",
     "last_updated",
@@ -23,9 +25,11 @@ pub const V2_COLUMNS: &[&str] = &[
     "manufacturer",
     "os_name",
     "os_version",
+    "os_version_no",
     "os_architecture",
     "total_cpus",
     "core_per_cpu",
+    "threads_per_core",
     "cpu_speed",
     "ram",
     "ram_size_type",
@@ -36,25 +40,30 @@ pub const V2_COLUMNS: &[&str] = &[
     "rack_id",
     "start_at",
     "orientation",
+    "objectcategory",
+    "physicalsubtype",
+    "virtualsubtype",
+    "virtual_host",
     "virtual_host_id",
-    "virtual_subtype",
+    "blade_chassis",
     "is_it_switch",
     "is_it_virtual_host",
     "is_it_blade_host",
     "custom_fields",
     "tags",
     "aliases",
-    "ip_addresses",
-    "mac_addresses",
     "asset_tag",
 ];
 
-/// The full v1 record: about sixty fields, with rack, virtual and blade fields absent (not null)
-/// where they do not apply.
-pub fn v1(facts: &Facts) -> String {
+/// The full v1 record: about sixty fields, with building, rack, virtual and blade fields absent
+/// (not null) where they do not apply. With `blank_as_null`, an empty string is sent as null.
+pub fn v1(facts: &Facts, blank_as_null: bool) -> String {
     let f = facts;
+    let os = f.os.as_ref();
+    let cpu = f.cpu.as_ref();
+    let disks = f.disks.as_ref();
     let mut out = String::with_capacity(3072);
-    let mut o = Obj::open(&mut out);
+    let mut o = Obj::open_record(&mut out, blank_as_null);
     o.str_list("aliases", f.aliases.iter().map(String::as_str));
     o.opt_str("asset_no", f.asset_no.as_deref());
     o.opt_str("asset_tag", f.asset_tag.as_deref());
@@ -63,14 +72,17 @@ pub fn v1(facts: &Facts) -> String {
         o.str("blade_host_name", &blade.host_name);
         o.int("slot_no", blade.slot_no);
     }
-    o.str("building", f.site.2);
-    o.int("building_id", f.site.0);
+    if let Some(place) = &f.place {
+        o.str("building", place.building.1);
+        o.int("building_id", place.building.0);
+    }
     o.str("category", "");
     o.null("cid");
-    o.int("cpucore", f.cpu_core);
-    o.int("cpucount", f.cpu_count);
-    o.str("cpu_vendor", f.cpu_vendor);
-    o.float("cpuspeed", f.cpu_speed);
+    o.opt_int("corethread", cpu.map(|c| c.threads));
+    o.opt_int("cpucore", cpu.map(|c| c.cores));
+    o.opt_int("cpucount", cpu.map(|c| c.count));
+    o.opt_str("cpu_vendor", cpu.map(|c| c.vendor));
+    o.opt_float("cpuspeed", cpu.map(|c| c.speed));
     custom_fields(&mut o, "custom_fields", f);
     o.opt_str("customer", f.customer.map(|c| c.1));
     o.opt_int("customer_id", f.customer.map(|c| c.0));
@@ -82,11 +94,14 @@ pub fn v1(facts: &Facts) -> String {
     o.raw("devices_in_cluster", "[]");
     o.str("first_added", &f.first_added);
     o.null("hdd_details");
-    o.int("hddcount", f.hdd_count);
-    o.opt_str("hddraid", f.hdd_raid);
-    o.opt_str("hddraid_type", f.hdd_raid.map(|_| "hardware"));
-    o.float("hddsize", f.hdd_size);
-    o.str("hddsize_type", "GB");
+    o.opt_int("hddcount", disks.map(|d| d.count));
+    o.opt_str("hddraid", disks.and_then(|d| d.raid));
+    o.opt_str(
+        "hddraid_type",
+        disks.and_then(|d| d.raid).map(|_| "hardware"),
+    );
+    o.opt_float("hddsize", disks.map(|d| d.size));
+    o.opt_str("hddsize_type", disks.map(|_| "GB"));
     o.opt_int("hw_depth", f.hardware.map(|(_, hw)| hw.depth));
     o.opt_str("hw_model", f.hardware.map(|(_, hw)| hw.name));
     o.opt_int("hw_model_id", f.hardware.map(|(id, _)| id));
@@ -100,10 +115,7 @@ pub fn v1(facts: &Facts) -> String {
             }
         }),
     );
-    match f.hardware {
-        Some((_, hw)) => o.float("hw_size", hw.size),
-        None => o.null("hw_size"),
-    }
+    o.opt_float("hw_size", f.hardware.map(|(_, hw)| hw.size));
     o.int("id", f.id);
     o.bool("in_service", f.in_service);
     ip_addresses(&mut o, "ip_addresses", f);
@@ -116,23 +128,25 @@ pub fn v1(facts: &Facts) -> String {
     o.opt_str("manufacturer", f.hardware.map(|(_, hw)| hw.manufacturer));
     o.str("name", &f.name);
     o.raw("nonauthoritativealiases", "[]");
-    o.str("notes", &f.notes);
+    o.opt_str("notes", f.notes.as_deref());
     o.str("objectcategory", "default");
-    o.str("os", f.os.0);
-    o.int("osarch", 64);
-    o.str("osver", f.os.1);
-    o.int("osverno", f.os.2);
-    if let Some(rack) = &f.rack {
-        o.str("orientation", rack.orientation);
+    o.opt_str("os", os.map(|os| os.name));
+    o.opt_int("osarch", os.map(|os| os.arch));
+    o.opt_str("osver", os.and_then(|os| os.version));
+    o.opt_str("osverno", os.and_then(|os| os.number));
+    if let Some(rack) = f.place.as_ref().and_then(|p| p.rack.as_ref()) {
+        o.int("orientation", rack.orientation);
         o.str("rack", &rack.rack);
         o.int("rack_id", rack.rack_id);
         o.str("row", &rack.row);
         o.float("start_at", rack.start_at);
     }
-    ram(&mut o, "ram", f.ram);
-    o.str("ram_size_type", "GB");
-    o.str("room", &f.room.1);
-    o.int("room_id", f.room.0);
+    o.opt_float("ram", f.ram);
+    o.opt_str("ram_size_type", f.ram.map(|_| "MB"));
+    if let Some(place) = &f.place {
+        o.str("room", &place.room.1);
+        o.int("room_id", place.room.0);
+    }
     o.opt_str("serial_no", f.serial_no.as_deref());
     o.str("service_level", f.service_level);
     o.str_list("tags", f.tags.iter().copied());
@@ -150,11 +164,11 @@ pub fn v1(facts: &Facts) -> String {
 }
 
 /// The v2 item: the brief columns, then each known column of `include_cols` in [`V2_COLUMNS`]
-/// order (null where it does not apply).
-pub fn v2(facts: &Facts, include_cols: &[&str]) -> String {
+/// order (null where it does not apply). With `blank_as_null`, an empty string is sent as null.
+pub fn v2(facts: &Facts, include_cols: &[&str], blank_as_null: bool) -> String {
     let f = facts;
     let mut out = String::with_capacity(256);
-    let mut o = Obj::open(&mut out);
+    let mut o = Obj::open_record(&mut out, blank_as_null);
     o.int("device_id", f.id);
     o.str("name", &f.name);
     o.str("type", f.kind.name());
@@ -170,10 +184,14 @@ pub fn v2(facts: &Facts, include_cols: &[&str]) -> String {
     out
 }
 
-/// Writes one optional v2 column.
+/// Writes one optional v2 column, shaped as its v1 counterpart.
 fn v2_column(o: &mut Obj<'_>, f: &Facts, col: &str) {
+    let os = f.os.as_ref();
+    let cpu = f.cpu.as_ref();
+    let disks = f.disks.as_ref();
+    let rack = f.place.as_ref().and_then(|p| p.rack.as_ref());
     match col {
-        "notes" => o.str(col, &f.notes),
+        "notes" => o.opt_str(col, f.notes.as_deref()),
         "last_updated" => o.str(col, &f.last_updated),
         "first_added" => o.str(col, &f.first_added),
         "service_level" => o.str(col, f.service_level),
@@ -182,34 +200,35 @@ fn v2_column(o: &mut Obj<'_>, f: &Facts, col: &str) {
         "customer_id" => o.opt_int(col, f.customer.map(|c| c.0)),
         "hardware" => o.opt_str(col, f.hardware.map(|(_, hw)| hw.name)),
         "manufacturer" => o.opt_str(col, f.hardware.map(|(_, hw)| hw.manufacturer)),
-        "os_name" => o.str(col, f.os.0),
-        "os_version" => o.str(col, f.os.1),
-        "os_architecture" => o.int(col, 64),
-        "total_cpus" => o.int(col, f.cpu_count),
-        "core_per_cpu" => o.int(col, f.cpu_core),
-        "cpu_speed" => o.float(col, f.cpu_speed),
-        "ram" => ram(o, col, f.ram),
-        "ram_size_type" => o.str(col, "GB"),
-        "hard_disk_count" => o.int(col, f.hdd_count),
-        "hard_disk_size" => o.float(col, f.hdd_size),
-        "building_id" => o.int(col, f.site.0),
-        "room_id" => o.int(col, f.room.0),
-        "rack_id" => o.opt_int(col, f.rack.as_ref().map(|r| r.rack_id)),
-        "start_at" => match &f.rack {
-            Some(rack) => o.float(col, rack.start_at),
-            None => o.null(col),
-        },
-        "orientation" => o.opt_str(col, f.rack.as_ref().map(|r| r.orientation)),
+        "os_name" => o.opt_str(col, os.map(|os| os.name)),
+        "os_version" => o.opt_str(col, os.and_then(|os| os.version)),
+        "os_version_no" => o.opt_str(col, os.and_then(|os| os.number)),
+        "os_architecture" => o.opt_int(col, os.map(|os| os.arch)),
+        "total_cpus" => o.opt_int(col, cpu.map(|c| c.count)),
+        "core_per_cpu" => o.opt_int(col, cpu.map(|c| c.cores)),
+        "threads_per_core" => o.opt_int(col, cpu.map(|c| c.threads)),
+        "cpu_speed" => o.opt_float(col, cpu.map(|c| c.speed)),
+        "ram" => o.opt_float(col, f.ram),
+        "ram_size_type" => o.opt_str(col, f.ram.map(|_| "MB")),
+        "hard_disk_count" => o.opt_int(col, disks.map(|d| d.count)),
+        "hard_disk_size" => o.opt_float(col, disks.map(|d| d.size)),
+        "building_id" => o.opt_int(col, f.place.as_ref().map(|p| p.building.0)),
+        "room_id" => o.opt_int(col, f.place.as_ref().map(|p| p.room.0)),
+        "rack_id" => o.opt_int(col, rack.map(|r| r.rack_id)),
+        "start_at" => o.opt_float(col, rack.map(|r| r.start_at)),
+        "orientation" => o.opt_int(col, rack.map(|r| r.orientation)),
+        "objectcategory" => o.str(col, ""),
+        "physicalsubtype" => o.str(col, ""),
+        "virtualsubtype" => o.opt_str(col, f.virtual_.as_ref().map(|v| v.subtype)),
+        "virtual_host" => o.opt_str(col, f.virtual_.as_ref().map(|v| v.host_name.as_str())),
         "virtual_host_id" => o.opt_int(col, f.virtual_.as_ref().map(|v| v.host_id)),
-        "virtual_subtype" => o.opt_str(col, f.virtual_.as_ref().map(|v| v.subtype)),
+        "blade_chassis" => o.opt_str(col, f.blade.as_ref().map(|b| b.host_name.as_str())),
         "is_it_switch" => o.str(col, yes_no(f.is_switch)),
         "is_it_virtual_host" => o.str(col, yes_no(f.is_virtual_host)),
         "is_it_blade_host" => o.str(col, yes_no(f.is_blade_host)),
         "custom_fields" => custom_fields(o, col, f),
         "tags" => o.str_list(col, f.tags.iter().copied()),
         "aliases" => o.str_list(col, f.aliases.iter().map(String::as_str)),
-        "ip_addresses" => ip_addresses(o, col, f),
-        "mac_addresses" => mac_addresses(o, col, f),
         "asset_tag" => o.opt_str(col, f.asset_tag.as_deref()),
         _ => {}
     }
@@ -218,15 +237,6 @@ fn v2_column(o: &mut Obj<'_>, f: &Facts, col: &str) {
 /// `"yes"` or `"no"`, as Device42 spells its `is_it_*` flags.
 fn yes_no(flag: bool) -> &'static str {
     if flag { "yes" } else { "no" }
-}
-
-/// RAM as Device42 sends it: an integer when whole, else a float.
-fn ram(o: &mut Obj<'_>, key: &str, gb: f64) {
-    if gb.fract() == 0.0 {
-        o.int(key, gb as i64)
-    } else {
-        o.float(key, gb)
-    }
 }
 
 /// `custom_fields`: every defined key, with `value: null` when unset.
@@ -238,24 +248,26 @@ fn custom_fields(o: &mut Obj<'_>, key: &str, f: &Facts) {
     });
 }
 
-/// `ip_addresses`: `{ip, label, subnet, subnet_id, type}` each.
+/// `ip_addresses`: `{ip, label, subnet, subnet_id, type, macaddress}` each, `type` an int or
+/// null.
 fn ip_addresses(o: &mut Obj<'_>, key: &str, f: &Facts) {
     o.list(key, &f.ips, |item, ip| {
         item.str("ip", &ip.ip);
         item.str("label", ip.label);
         item.str("subnet", &ip.subnet);
         item.int("subnet_id", ip.subnet_id);
-        item.str("type", ip.kind);
+        item.opt_int("type", ip.kind);
+        item.opt_str("macaddress", ip.mac.as_deref());
     });
 }
 
-/// `mac_addresses`: `{mac, port, port_name, vlan}` each.
+/// `mac_addresses`: `{mac, port, port_name, vlan}` each, `vlan` a string.
 fn mac_addresses(o: &mut Obj<'_>, key: &str, f: &Facts) {
     o.list(key, &f.macs, |item, mac| {
         item.str("mac", &mac.mac);
         item.opt_str("port", mac.port.as_deref());
         item.str("port_name", &mac.port_name);
-        item.opt_int("vlan", mac.vlan);
+        item.str("vlan", &mac.vlan);
     });
 }
 
@@ -294,13 +306,27 @@ pub struct Obj<'a> {
     out: &'a mut String,
     /// Whether no member has been written yet (no separator needed).
     empty: bool,
+    /// Whether an empty string member is written as null (`blankasnull=yes`). Only a record's
+    /// own fields are: what the appliance does inside nested lists is not known.
+    blank_as_null: bool,
 }
 
 impl<'a> Obj<'a> {
     /// Starts an object at the end of `out`.
     pub fn open(out: &'a mut String) -> Obj<'a> {
         out.push('{');
-        Obj { out, empty: true }
+        Obj {
+            out,
+            empty: true,
+            blank_as_null: false,
+        }
+    }
+
+    /// Starts a device record at the end of `out`, its empty strings null when `blank_as_null`.
+    pub fn open_record(out: &'a mut String, blank_as_null: bool) -> Obj<'a> {
+        let mut record = Obj::open(out);
+        record.blank_as_null = blank_as_null;
+        record
     }
 
     /// Ends the object.
@@ -322,7 +348,11 @@ impl<'a> Obj<'a> {
     }
 
     pub fn str(&mut self, key: &str, value: &str) {
-        escape_into(self.key(key), value);
+        if value.is_empty() && self.blank_as_null {
+            self.null(key);
+        } else {
+            escape_into(self.key(key), value);
+        }
     }
 
     pub fn opt_str(&mut self, key: &str, value: Option<&str>) {
@@ -346,6 +376,13 @@ impl<'a> Obj<'a> {
     /// A float written as Python does: `2.0`, never `2`.
     pub fn float(&mut self, key: &str, value: f64) {
         let _ = write!(self.key(key), "{value:?}");
+    }
+
+    pub fn opt_float(&mut self, key: &str, value: Option<f64>) {
+        match value {
+            Some(value) => self.float(key, value),
+            None => self.null(key),
+        }
     }
 
     pub fn bool(&mut self, key: &str, value: bool) {

@@ -30,7 +30,8 @@ pub(crate) async fn handle(shared: Arc<Shared>, request: Request) -> Response {
         Delivery::Reset | Delivery::Hang => 0,
         _ => response.status,
     };
-    lock(&shared.journal).answered(seq, &request.path, status);
+    let refused = auth::is_refusal(&response) && status != 0;
+    lock(&shared.journal).answered(seq, &request.path, status, refused);
     response
 }
 

@@ -4,6 +4,10 @@
 //! on, so reporting tools can read (and insert into the queue) while the daemon writes. Every
 //! write transaction starts with `BEGIN IMMEDIATE`: a deferred transaction that reads and then
 //! writes can fail with "database is locked" under concurrency even with a busy timeout.
+//!
+//! A new database file is created group-writable ([`DATABASE_FILE_MODE`] before the umask), and
+//! SQLite gives its `-wal` and `-shm` the database file's mode: report tools in the service's
+//! group can then write the queue, which WAL mode requires even of readers.
 
 pub mod devices;
 pub mod pages;
@@ -12,8 +16,14 @@ pub mod runs;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Sqlite, SqlitePool, Transaction};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+/// The mode a new database file is created with, before the umask: read and write for the
+/// service and its group (0660 under the unit's `UMask=0007`), nothing for others. SQLite on its
+/// own would create it 0644, and under that umask 0640, which leaves the group read-only.
+pub const DATABASE_FILE_MODE: u32 = 0o660;
 
 /// How long a connection waits for another writer before "database is locked": long enough for
 /// the longest write transaction (the final swap of a large pull), short of a stall.
@@ -74,6 +84,10 @@ impl Db {
 
     /// Opens the database without migrating (for `migrate` itself and read-only commands).
     pub async fn open_unmigrated(path: &Path) -> Result<Self, StoreError> {
+        create_if_missing(path).map_err(|e| StoreError::Open {
+            path: path.to_path_buf(),
+            source: sqlx::Error::Io(e),
+        })?;
         let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
@@ -138,5 +152,26 @@ impl Db {
     /// Closes every connection (after which the WAL is checkpointed by SQLite).
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+}
+
+/// Creates an empty database file with [`DATABASE_FILE_MODE`] when none exists (SQLite takes an
+/// empty file for a new database). An existing file keeps its mode and is not opened for
+/// writing here, so read-only users can still open it.
+fn create_if_missing(path: &Path) -> std::io::Result<()> {
+    if path.exists() {
+        return Ok(());
+    }
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(DATABASE_FILE_MODE)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        // Created by another process in the meantime.
+        Err(_) if path.exists() => Ok(()),
+        Err(e) => Err(e),
     }
 }

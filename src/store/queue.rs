@@ -1,8 +1,10 @@
 //! `building_queue`: the outbox other tools insert into, and the daemon's claims and outcomes.
 //!
 //! Each step is its own short `BEGIN IMMEDIATE` transaction: claiming due rows (marking them
-//! `sending` and counting the attempt), then, after the HTTP request and with no transaction
-//! open, recording its outcome.
+//! `sending`), then, after the HTTP request and with no transaction open, recording its outcome.
+//! `attempts` counts Device42's answers about a row (done, retry, dead), never claims: a row
+//! claimed by a process that died, or one not answered about (the token request failed, the
+//! connection was never made), goes back to `pending` as it was.
 
 use super::{Db, StoreError};
 use crate::time::now_iso;
@@ -53,7 +55,7 @@ pub struct QueuedBuilding {
     #[sqlx(flatten)]
     #[serde(flatten)]
     pub fields: BuildingFields,
-    /// Attempts so far, this one included.
+    /// Device42's answers about this row so far, not counting the send under way.
     pub attempts: i64,
 }
 
@@ -78,8 +80,8 @@ pub async fn enqueue(db: &Db, b: &BuildingFields) -> Result<i64, StoreError> {
     Ok(id)
 }
 
-/// Returns rows left `sending` by a process that died to `pending` (the upsert makes a resend
-/// safe). Only call it while holding the single-instance lock.
+/// Returns rows left `sending` by a process that died to `pending`, uncharged (the upsert makes a
+/// resend safe). Only call it while holding the single-instance lock.
 pub async fn recover_sending(db: &Db) -> Result<u64, StoreError> {
     db.execute_write(sqlx::query(
         "UPDATE building_queue SET status = 'pending', next_attempt_at = NULL, updated_at = ? WHERE status = 'sending'",
@@ -96,9 +98,10 @@ pub async fn bury_invalid(db: &Db) -> Result<u64, StoreError> {
     .bind(now_iso())).await
 }
 
-/// Claims up to `limit` rows due before `due_before`: marks them `sending` and counts the attempt,
-/// in one short transaction. Returned in id order. A push passes the time it started, so a row it
-/// retried is not claimed again by the same push, however short its jittered backoff.
+/// Claims up to `limit` rows due before `due_before`: marks them `sending`, in one short
+/// transaction (the attempt is counted when Device42 answers). Returned in id order. A push
+/// passes the time it started, so a row it retried is not claimed again by the same push,
+/// however short its jittered backoff.
 pub async fn claim_due(
     db: &Db,
     due_before: &str,
@@ -106,7 +109,7 @@ pub async fn claim_due(
 ) -> Result<Vec<QueuedBuilding>, StoreError> {
     let mut tx = db.begin_write().await?;
     let mut rows: Vec<QueuedBuilding> = sqlx::query_as(
-        "UPDATE building_queue SET status = 'sending', attempts = attempts + 1, updated_at = ?1 \
+        "UPDATE building_queue SET status = 'sending', updated_at = ?1 \
          WHERE id IN (SELECT id FROM building_queue WHERE status = 'pending' \
                       AND (next_attempt_at IS NULL OR next_attempt_at < ?2) ORDER BY id LIMIT ?3) \
          RETURNING id, name, address, contact_name, contact_phone, notes, latitude, longitude, groups, attempts",
@@ -121,12 +124,12 @@ pub async fn claim_due(
     Ok(rows)
 }
 
-/// Records a success.
+/// Records a success, one more answer in `attempts`.
 pub async fn mark_done(db: &Db, id: i64, building_id: Option<i64>) -> Result<(), StoreError> {
     let now = now_iso();
     db.execute_write(sqlx::query(
-        "UPDATE building_queue SET status = 'done', building_id = ?, sent_at = ?, updated_at = ?, \
-         next_attempt_at = NULL, last_error = NULL WHERE id = ?",
+        "UPDATE building_queue SET status = 'done', attempts = attempts + 1, building_id = ?, sent_at = ?, \
+         updated_at = ?, next_attempt_at = NULL, last_error = NULL WHERE id = ?",
     )
     .bind(building_id)
     .bind(&now)
@@ -135,7 +138,8 @@ pub async fn mark_done(db: &Db, id: i64, building_id: Option<i64>) -> Result<(),
     Ok(())
 }
 
-/// Records a retryable failure: back to `pending`, due at `next_attempt_at`.
+/// Records a retryable failure answered by Device42 (or a POST sent and never answered): back to
+/// `pending`, due at `next_attempt_at`, one more answer in `attempts`.
 pub async fn mark_retry(
     db: &Db,
     id: i64,
@@ -143,7 +147,8 @@ pub async fn mark_retry(
     error: &str,
 ) -> Result<(), StoreError> {
     db.execute_write(sqlx::query(
-        "UPDATE building_queue SET status = 'pending', next_attempt_at = ?, last_error = ?, updated_at = ? WHERE id = ?",
+        "UPDATE building_queue SET status = 'pending', attempts = attempts + 1, next_attempt_at = ?, last_error = ?, \
+         updated_at = ? WHERE id = ?",
     )
     .bind(next_attempt_at)
     .bind(error)
@@ -152,22 +157,34 @@ pub async fn mark_retry(
     Ok(())
 }
 
-/// Returns a claimed row that was never sent (the breaker refused the call) to `pending`, its
-/// attempt uncounted and its due time unchanged.
-pub async fn release(db: &Db, id: i64) -> Result<(), StoreError> {
-    db.execute_write(sqlx::query(
-        "UPDATE building_queue SET status = 'pending', attempts = max(attempts - 1, 0), updated_at = ? \
-         WHERE id = ? AND status = 'sending'",
+/// Returns claimed rows Device42 did not answer about (not sent, or their token request or
+/// connection failed) to `pending`, their attempts and due times unchanged.
+pub async fn release(db: &Db, ids: &[i64]) -> Result<(), StoreError> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let ids = format!(
+        "[{}]",
+        ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",")
+    );
+    db.execute_write(
+        sqlx::query(
+            "UPDATE building_queue SET status = 'pending', updated_at = ? \
+             WHERE id IN (SELECT value FROM json_each(?)) AND status = 'sending'",
+        )
+        .bind(now_iso())
+        .bind(ids),
     )
-    .bind(now_iso())
-    .bind(id)).await?;
+    .await?;
     Ok(())
 }
 
-/// Records a permanent failure (or exhausted attempts): `dead`, never retried automatically.
+/// Records a permanent failure (or exhausted attempts): `dead`, never retried automatically, one
+/// more answer in `attempts`.
 pub async fn mark_dead(db: &Db, id: i64, error: &str) -> Result<(), StoreError> {
     db.execute_write(sqlx::query(
-        "UPDATE building_queue SET status = 'dead', next_attempt_at = NULL, last_error = ?, updated_at = ? WHERE id = ?",
+        "UPDATE building_queue SET status = 'dead', attempts = attempts + 1, next_attempt_at = NULL, last_error = ?, \
+         updated_at = ? WHERE id = ?",
     )
     .bind(error)
     .bind(now_iso())

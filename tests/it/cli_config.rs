@@ -251,3 +251,20 @@ async fn a_secret_file_readable_by_the_service_group_only_is_accepted() {
     let out = env.run(&["check-config", "--connect"]).await;
     assert_eq!(out.status.code(), Some(0), "{:?}", text(&out));
 }
+
+#[tokio::test]
+async fn credentials_in_clear_are_refused_at_config_check_with_exit_78() {
+    let env = TestEnv::start(SimConfig::default(), "").await;
+    for url in [
+        "https://report:pw-in-url@127.0.0.1:8443",
+        "http://d42.example.com",
+    ] {
+        let mut cmd = env.command(&["check-config"]);
+        cmd.env("D42SYNC_DEVICE42__BASE_URL", url);
+        let out = crate::helpers::output(cmd).await;
+        let (_, stderr) = text(&out);
+        assert_eq!(out.status.code(), Some(78), "{url}: {stderr}");
+        assert!(stderr.contains("device42.base_url"), "{url}: {stderr}");
+        assert!(!stderr.contains("pw-in-url"), "{url}: {stderr}");
+    }
+}

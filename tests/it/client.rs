@@ -110,6 +110,31 @@ async fn a_401_after_renewal_is_an_auth_error_without_a_loop() {
 }
 
 #[tokio::test]
+async fn a_bearer_call_refused_with_the_permission_500_renews_the_token_once_and_succeeds() {
+    let env = TestEnv::start(SimConfig::default(), "").await;
+    env.sim.inject(rule(Fault::PermissionDenied, 1));
+
+    let body = env.client().get(DEVICES, &page()).await;
+
+    assert!(body.is_ok(), "{:?}", body.err());
+    assert_eq!(gets(&env), 2, "the refused try and one with a new token");
+    assert_eq!(env.sim.token_requests(), 2);
+}
+
+#[tokio::test]
+async fn a_permission_500_after_renewal_is_an_auth_error_without_a_loop() {
+    let env = TestEnv::start(SimConfig::default(), "").await;
+    env.sim.inject(rule(Fault::PermissionDenied, 100));
+
+    let err = env.client().get(DEVICES, &page()).await.unwrap_err();
+
+    assert!(matches!(err, Error::Auth { status: 500, .. }), "{err}");
+    assert!(err.to_string().contains("permission"), "{err}");
+    assert_eq!(gets(&env), 2);
+    assert_eq!(env.sim.token_requests(), 2);
+}
+
+#[tokio::test]
 async fn bad_credentials_give_one_auth_error_and_no_retry_storm() {
     let env = TestEnv::start(SimConfig::default(), "").await;
     let mut settings = env.settings();
@@ -280,5 +305,220 @@ async fn tls_needs_the_ca_file_or_an_explicit_insecure_setting() {
         warnings.contains("insecure_skip_tls_verify"),
         "{}",
         text(&insecure).1
+    );
+}
+
+/// A self-signed "localhost" certificate marked CA:TRUE, as `openssl req -x509` makes an
+/// appliance's certificate, as PEM (cert, key).
+fn appliance_cert() -> (String, String) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+    let mut params = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let key = KeyPair::generate().unwrap();
+    let cert = params.self_signed(&key).unwrap();
+    (cert.pem(), key.serialize_pem())
+}
+
+/// A simulator serving `cert` over HTTPS and a config pointing at it, with `ca_pem` (if any)
+/// as `device42.ca_file`.
+async fn tls_env(
+    cert: &str,
+    key: &str,
+    ca_pem: Option<&str>,
+) -> (d42sync::sim::Simulator, TestEnv) {
+    let sim = d42sync::sim::Simulator::start_tls(
+        SimConfig::default(),
+        "127.0.0.1:0".parse().unwrap(),
+        cert,
+        key,
+    )
+    .await
+    .unwrap();
+    let env = TestEnv::start(SimConfig::default(), "").await;
+    let ca_line = match ca_pem {
+        Some(pem) => {
+            let path = env.dir.path().join("ca.pem");
+            std::fs::write(&path, pem).unwrap();
+            format!("ca_file = \"{}\"", path.display())
+        }
+        None => String::new(),
+    };
+    env.write_config(&format!("base_url = \"{}\"\n{ca_line}", sim.base_url()), "");
+    (sim, env)
+}
+
+#[tokio::test]
+async fn an_appliance_certificate_marked_as_a_ca_is_trusted_when_given_as_ca_file() {
+    let (cert, key) = appliance_cert();
+    let (sim, env) = tls_env(&cert, &key, Some(&cert)).await;
+
+    let outcome = env.client().get(DEVICES, &page()).await;
+
+    assert!(outcome.is_ok(), "{}", outcome.unwrap_err());
+    assert_eq!(sim.token_requests(), 1);
+}
+
+#[tokio::test]
+async fn a_self_signed_certificate_that_is_not_in_ca_file_is_refused() {
+    let (cert, key) = appliance_cert();
+    let (other, _) = appliance_cert();
+    let (sim, env) = tls_env(&cert, &key, Some(&other)).await;
+
+    let err = env.client().get(DEVICES, &page()).await.unwrap_err();
+
+    assert!(matches!(err, Error::Certificate { .. }), "{err}");
+    assert!(
+        err.to_string().contains("not signed by device42.ca_file"),
+        "{err}"
+    );
+    assert_eq!(sim.token_requests(), 0);
+}
+
+/// Runs `pull` with `log.level` set to `level` and returns (exit code, stderr).
+async fn pull_at(env: &TestEnv, level: &str) -> (Option<i32>, String) {
+    let mut cmd = env.command(&["pull"]);
+    cmd.env("D42SYNC_LOG__LEVEL", level);
+    let out = crate::helpers::output(cmd).await;
+    (out.status.code(), text(&out).1)
+}
+
+/// Lines that come from inside the TLS and HTTP libraries rather than from d42sync.
+fn library_lines(stderr: &str) -> Vec<&str> {
+    stderr
+        .lines()
+        .filter(|l| {
+            l.contains("log.target")
+                || l.contains(".cargo/registry")
+                || l.contains("rustls")
+                || l.contains("hyper")
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_pull_refused_by_certificate_verification_logs_one_error_with_a_fitting_hint() {
+    let (_ca, cert, key) = private_ca();
+    let (_sim, env) = tls_env(&cert, &key, None).await;
+
+    for level in ["info", "debug"] {
+        let (code, stderr) = pull_at(&env, level).await;
+
+        assert_eq!(code, Some(1), "{stderr}");
+        let errors = crate::helpers::log_lines(&stderr, "ERROR");
+        assert_eq!(errors.len(), 1, "{level}: {stderr}");
+        assert!(
+            errors[0].contains("certificate verification failed")
+                && errors[0]
+                    .contains("set device42.ca_file to the appliance's certificate or its CA"),
+            "{level}: {}",
+            errors[0]
+        );
+        assert_eq!(library_lines(&stderr), Vec::<&str>::new(), "{level}");
+    }
+}
+
+#[tokio::test]
+async fn a_pull_refused_despite_ca_file_says_the_certificate_is_not_signed_by_it() {
+    let (_ca, cert, key) = private_ca();
+    let (other_ca, _, _) = private_ca();
+    let (_sim, env) = tls_env(&cert, &key, Some(&other_ca)).await;
+
+    let (code, stderr) = pull_at(&env, "info").await;
+
+    assert_eq!(code, Some(1), "{stderr}");
+    let errors = crate::helpers::log_lines(&stderr, "ERROR");
+    assert_eq!(errors.len(), 1, "{stderr}");
+    assert!(
+        errors[0].contains("certificate verification failed")
+            && errors[0].contains("not signed by device42.ca_file"),
+        "{}",
+        errors[0]
+    );
+    assert_eq!(library_lines(&stderr), Vec::<&str>::new());
+}
+
+/// WARN lines about retries, per endpoint.
+fn retry_warnings(stderr: &str) -> std::collections::BTreeMap<String, usize> {
+    let mut per_endpoint = std::collections::BTreeMap::new();
+    for line in crate::helpers::log_lines(stderr, "WARN") {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        if v["message"].as_str().unwrap_or("").contains("retrying") {
+            let endpoint = v["endpoint"].as_str().unwrap_or("");
+            let endpoint = endpoint.split(" (offset").next().unwrap_or("").to_string();
+            *per_endpoint.entry(endpoint).or_insert(0) += 1;
+        }
+    }
+    per_endpoint
+}
+
+/// Runs `pull` against `base_url` and checks it fails with one ERROR naming `cause`, after at
+/// most one retry WARN per endpoint.
+async fn assert_unreachable_pull(base_url: &str, cause: &str) {
+    let env = TestEnv::start_with(
+        SimConfig::default(),
+        &format!("base_url = \"{base_url}\"\nbreaker_failures = 0"),
+        "[devices]\nconcurrency = 4",
+    )
+    .await;
+
+    let (code, stderr) = pull_at(&env, "info").await;
+
+    assert_eq!(code, Some(1), "{stderr}");
+    let errors = crate::helpers::log_lines(&stderr, "ERROR");
+    assert_eq!(errors.len(), 1, "{stderr}");
+    assert!(
+        errors[0].to_ascii_lowercase().contains(cause),
+        "{cause}: {}",
+        errors[0]
+    );
+    let warnings = retry_warnings(&stderr);
+    assert!(!warnings.is_empty(), "the retries are reported: {stderr}");
+    assert!(
+        warnings.values().all(|n| *n == 1),
+        "one WARN per endpoint: {warnings:?}\n{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn a_pull_against_a_closed_port_names_the_refused_connection_and_warns_once() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+
+    assert_unreachable_pull(&format!("https://127.0.0.1:{port}"), "connection refused").await;
+}
+
+#[tokio::test]
+async fn a_pull_against_a_host_name_that_does_not_resolve_names_dns_and_warns_once() {
+    assert_unreachable_pull("https://appliance.d42sync.invalid", "dns").await;
+}
+
+#[tokio::test]
+async fn a_pull_whose_retries_meet_the_breaker_names_the_root_cause() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let env = TestEnv::start_with(
+        SimConfig::default(),
+        &format!("base_url = \"https://127.0.0.1:{port}\"\nbreaker_failures = 3"),
+        "[devices]\nconcurrency = 4",
+    )
+    .await;
+
+    let (code, stderr) = pull_at(&env, "info").await;
+
+    assert_eq!(code, Some(1), "{stderr}");
+    let errors = crate::helpers::log_lines(&stderr, "ERROR");
+    assert_eq!(errors.len(), 1, "{stderr}");
+    assert!(
+        errors[0]
+            .to_ascii_lowercase()
+            .contains("connection refused"),
+        "{}",
+        errors[0]
+    );
+    assert!(
+        retry_warnings(&stderr).values().all(|n| *n == 1),
+        "{stderr}"
     );
 }

@@ -350,6 +350,72 @@ async fn with_one_page_in_flight_pages_are_requested_in_offset_order() {
 }
 
 #[tokio::test]
+async fn a_v2_pull_asks_for_the_default_columns_and_blanks_as_null() {
+    let env = TestEnv::start(sim(50), "").await;
+
+    assert_eq!(pull(&env).await, Ok("ok"));
+
+    let pages: Vec<_> = env
+        .sim
+        .requests()
+        .into_iter()
+        .filter(|r| r.path == DEVICES)
+        .collect();
+    assert!(!pages.is_empty());
+    for page in pages {
+        assert_eq!(
+            page.query_param("include_cols").as_deref(),
+            Some(d42sync::config::DEFAULT_INCLUDE_COLS.join(",").as_str())
+        );
+        assert_eq!(page.query_param("blankasnull").as_deref(), Some("yes"));
+    }
+}
+
+#[tokio::test]
+async fn a_v1_pull_asks_for_blanks_as_null_and_no_columns() {
+    let v1 = "/api/1.0/devices/all/";
+    let env = TestEnv::start(sim(50), &format!("[devices]\nendpoint = \"{v1}\"")).await;
+
+    assert_eq!(pull(&env).await, Ok("ok"));
+
+    let pages: Vec<_> = env
+        .sim
+        .requests()
+        .into_iter()
+        .filter(|r| r.path == v1)
+        .collect();
+    assert!(!pages.is_empty());
+    for page in pages {
+        assert_eq!(page.query_param("include_cols"), None, "{}", page.query);
+        assert_eq!(page.query_param("blankasnull").as_deref(), Some("yes"));
+    }
+}
+
+#[tokio::test]
+async fn a_token_refused_with_the_permission_500_mid_pull_is_renewed_once_and_the_pull_completes() {
+    let env = TestEnv::start(sim(2_000), "[devices]\npage_size = 100\nconcurrency = 2").await;
+    env.sim.inject(FaultRule {
+        path_prefix: DEVICES.into(),
+        method: None,
+        fault: Fault::PermissionDenied,
+        times: 1,
+        skip: 7,
+    });
+
+    assert_eq!(pull(&env).await, Ok("ok"));
+
+    assert_eq!(env.sim.token_requests(), 2, "exactly one new token");
+    let refused = env
+        .sim
+        .requests()
+        .iter()
+        .filter(|r| r.path == DEVICES && r.status == 500)
+        .count();
+    assert_eq!(refused, 1);
+    assert_eq!(count(&env, "SELECT count(*) FROM devices").await, 2_000);
+}
+
+#[tokio::test]
 async fn token_expiry_mid_pull_recovers_without_refetching_pages() {
     let env = TestEnv::start(sim(2_000), "[devices]\npage_size = 100\nconcurrency = 2").await;
     env.sim.inject(FaultRule {

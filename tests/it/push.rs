@@ -407,7 +407,7 @@ async fn enqueue_building_validates_its_input() {
         let mut args = vec!["enqueue-building"];
         args.extend(bad.iter());
         let out = env.run(&args).await;
-        assert_eq!(out.status.code(), Some(1), "{bad:?}");
+        assert_eq!(out.status.code(), Some(2), "{bad:?}: a usage error");
     }
     let db = env.db().await;
     let rows: Vec<(String, Option<String>, Option<String>)> =

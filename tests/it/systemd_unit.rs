@@ -299,10 +299,11 @@ fn the_unit_contains_the_directives_the_daemon_relies_on() {
             .any(|v| v.starts_with("secret_key:")),
         "LoadCredential=secret_key:... missing"
     );
-    // Report users in group d42sync share the WAL database (R26).
+    // Report users in group d42sync share the WAL database (R26), also while the daemon is
+    // stopped, when they must create -wal and -shm in the directory, in its group (R31).
     service.assert_eq("UMask", "0007");
     service.assert_eq("StateDirectory", "d42sync");
-    service.assert_eq("StateDirectoryMode", "0750");
+    service.assert_eq("StateDirectoryMode", "2770");
 }
 
 #[test]

@@ -5,7 +5,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::{JsonBody, client, get_json, start, token};
-use crate::sim::SimConfig;
+use crate::sim::{SimConfig, TokenRefusal};
 
 /// `POST /tauth/1.0/token/` with these Basic credentials (none when `None`).
 async fn post_token(base_url: &str, credentials: Option<(&str, &str)>) -> reqwest::Response {
@@ -87,8 +87,19 @@ async fn a_short_ttl_is_fractional_minutes_and_the_skew_moves_only_expires() {
     assert!((604..=606).contains(&lifetime), "{lifetime}");
 }
 
+/// Asserts that `response` is the appliance's refused-credential answer: HTTP 500 with the
+/// recorded permission message.
+async fn assert_refused(response: reqwest::Response) {
+    assert_eq!(response.status(), 500);
+    let answer: Value = response.json_value().await.unwrap();
+    assert_eq!(
+        answer,
+        serde_json::json!({"msg": "You don't have permissions to access this resource.", "code": "1"})
+    );
+}
+
 #[tokio::test]
-async fn api_requests_without_a_live_token_get_401_and_are_counted() {
+async fn api_requests_without_a_live_token_get_the_permission_500_and_are_counted() {
     let sim = start(SimConfig::default()).await;
     let devices = format!("{}/api/2.0/devices/", sim.base_url());
 
@@ -101,15 +112,13 @@ async fn api_requests_without_a_live_token_get_401_and_are_counted() {
         .unwrap();
 
     for response in [none, bogus] {
-        assert_eq!(response.status(), 401);
-        let answer: Value = response.json_value().await.unwrap();
-        assert_eq!(answer["detail"], "Invalid token.");
+        assert_refused(response).await;
     }
     assert_eq!(sim.unauthorized_responses(), 2);
 }
 
 #[tokio::test]
-async fn expired_tokens_get_401() {
+async fn expired_tokens_get_the_permission_500() {
     let sim = start(SimConfig::default()).await;
     let old = token(&sim).await;
     sim.expire_tokens();
@@ -130,9 +139,32 @@ async fn expired_tokens_get_401() {
         .await
         .unwrap();
 
-    assert_eq!(with_old.status(), 401);
-    assert_eq!(with_born_dead.status(), 401);
+    assert_refused(with_old).await;
+    assert_refused(with_born_dead).await;
     assert_eq!(sim.unauthorized_responses(), 2);
+}
+
+#[tokio::test]
+async fn a_simulator_set_to_answer_401_refuses_tokens_with_401() {
+    let sim = start(SimConfig {
+        token_refusal: TokenRefusal::Unauthorized,
+        ..SimConfig::default()
+    })
+    .await;
+    let old = token(&sim).await;
+    sim.expire_tokens();
+
+    let response = client()
+        .get(format!("{}/api/2.0/devices/", sim.base_url()))
+        .bearer_auth(&old)
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(response.status(), 401);
+    let answer: Value = response.json_value().await.unwrap();
+    assert_eq!(answer["detail"], "Invalid token.");
+    assert_eq!(sim.unauthorized_responses(), 1);
 }
 
 #[tokio::test]
@@ -159,7 +191,7 @@ async fn extending_a_token_gives_a_new_one_and_kills_the_old_one() {
         .send()
         .await
         .unwrap();
-    assert_eq!(with_old.status(), 401);
+    assert_refused(with_old).await;
 }
 
 #[tokio::test]
@@ -186,5 +218,5 @@ async fn deleting_a_token_revokes_it() {
         .send()
         .await
         .unwrap();
-    assert_eq!(after.status(), 401);
+    assert_refused(after).await;
 }

@@ -150,27 +150,44 @@ async fn pages_carry_items_byte_for_byte_as_rendered_devices_says() {
     let token = token(&sim).await;
     let cols = vec!["custom_fields".to_string(), "last_updated".to_string()];
 
-    let v2 = raw_items(
-        &sim,
-        &token,
-        "/api/2.0/devices/?include_cols=custom_fields,last_updated",
-        "Devices",
-    )
-    .await;
-    let v1 = raw_items(&sim, &token, "/api/1.0/devices/all/", "Devices").await;
+    let rendered = |endpoint: &str, cols: &[String], blank_as_null: bool| -> Vec<String> {
+        sim.rendered_devices_as(endpoint, cols, blank_as_null)
+            .into_iter()
+            .map(|(_, json)| json)
+            .collect()
+    };
 
-    let expected_v2: Vec<String> = sim
-        .rendered_devices("/api/2.0/devices/", &cols)
-        .into_iter()
-        .map(|(_, json)| json)
-        .collect();
-    let expected_v1: Vec<String> = sim
-        .rendered_devices("/api/1.0/devices/all/", &[])
-        .into_iter()
-        .map(|(_, json)| json)
-        .collect();
-    assert_eq!(v2, expected_v2);
-    assert_eq!(v1, expected_v1);
+    for blankasnull in ["", "&blankasnull=yes"] {
+        let v2 = raw_items(
+            &sim,
+            &token,
+            &format!("/api/2.0/devices/?include_cols=custom_fields,last_updated{blankasnull}"),
+            "Devices",
+        )
+        .await;
+        let v1 = raw_items(
+            &sim,
+            &token,
+            &format!("/api/1.0/devices/all/?limit=1000{blankasnull}"),
+            "Devices",
+        )
+        .await;
+
+        let blank_as_null = !blankasnull.is_empty();
+        assert!(
+            v2 == rendered("/api/2.0/devices/", &cols, blank_as_null),
+            "v2{blankasnull}"
+        );
+        assert!(
+            v1 == rendered("/api/1.0/devices/all/", &[], blank_as_null),
+            "v1{blankasnull}"
+        );
+    }
+    assert_eq!(
+        sim.rendered_devices("/api/1.0/devices/all/", &[]),
+        sim.rendered_devices_as("/api/1.0/devices/all/", &[], true),
+        "rendered_devices renders as a pull asks: blanks as null"
+    );
 }
 
 #[tokio::test]
@@ -217,8 +234,12 @@ async fn v1_records_are_full_loose_and_about_2_5_kb_each() {
                 .iter()
                 .all(|f| f.get("key").is_some() && f.get("value").is_some())
         );
-        assert!(device["ip_addresses"][0].get("subnet_id").is_some());
-        assert!(device["mac_addresses"][0].get("port_name").is_some());
+        for ip in device["ip_addresses"].as_array().unwrap() {
+            assert!(ip.get("subnet_id").is_some());
+        }
+        for mac in device["mac_addresses"].as_array().unwrap() {
+            assert!(mac.get("port_name").is_some());
+        }
     }
     let unracked_physical = devices
         .iter()

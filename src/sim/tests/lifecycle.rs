@@ -30,8 +30,8 @@ fn the_request_log_keeps_only_the_most_recent_requests() {
     let seqs: Vec<u64> = (0..MAX_RECORDED + 5)
         .map(|n| journal.arrived(&request(n)))
         .collect();
-    journal.answered(seqs[3], "/api/2.0/devices/", 500);
-    journal.answered(*seqs.last().unwrap(), "/api/2.0/devices/", 200);
+    journal.answered(seqs[3], "/api/2.0/devices/", 500, false);
+    journal.answered(*seqs.last().unwrap(), "/api/2.0/devices/", 200, false);
 
     let kept = journal.requests();
     assert_eq!(kept.len(), MAX_RECORDED);

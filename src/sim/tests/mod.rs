@@ -5,6 +5,7 @@ mod buildings;
 mod devices;
 mod faults;
 mod lifecycle;
+mod shapes;
 mod tls;
 
 use std::net::SocketAddr;

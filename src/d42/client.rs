@@ -122,8 +122,9 @@ impl Client {
 
     fn with_breaker(s: &Device42Settings, breaker: Option<Arc<Breaker>>) -> Result<Self, String> {
         // An appliance may echo them back in an answer that ends up in a log line or a row.
+        let secret_key = s.secret_key.get().map_err(|e| e.to_string())?.clone();
         super::error::never_quote(&s.client_key);
-        super::error::never_quote(&s.secret_key);
+        super::error::never_quote(&secret_key);
         let mut builder = reqwest::Client::builder()
             .connect_timeout(s.connect_timeout)
             .timeout(s.request_timeout)
@@ -148,7 +149,7 @@ impl Client {
                 http,
                 base: s.base_url.clone(),
                 client_key: s.client_key.clone(),
-                secret_key: s.secret_key.get().map_err(|e| e.to_string())?.clone(),
+                secret_key,
                 tokens: TokenCache::default(),
                 retry: RetryPolicy {
                     max_retries: s.max_retries,

@@ -317,6 +317,9 @@ async fn reload(config_path: &std::path::Path, ctx: &Arc<Context>, scheduler: &S
     if new.database.path != old.database.path || new.metrics.listen != old.metrics.listen {
         tracing::warn!("database.path and metrics.listen changes take effect after a restart");
     }
+    if let Err(e) = crate::telemetry::apply(new.log.format, &new.log.level) {
+        tracing::warn!(error = %e, "log settings not applied");
+    }
     let new = Arc::new(new);
     for w in &new.warnings {
         tracing::warn!("{w}");

@@ -123,7 +123,7 @@ pub async fn run(
         Err(skipped) => return Ok(skipped),
     };
     let run_id = runs::start(db, Job::PullDevices).await?;
-    let span = tracing::info_span!("pull_devices", run_id);
+    let span = tracing::info_span!("run", job = "pull_devices", run_id);
     async move {
         if client.is_insecure() {
             tracing::warn!("device42.insecure_skip_tls_verify is true: the appliance's certificate is not checked");
@@ -491,10 +491,14 @@ impl Pager {
     fn spawn(&self, offset: u64, limit: u64) -> Fetching {
         let turn = self.queue();
         let pager = self.clone();
-        AbortOnDropHandle::new(tokio::spawn(async move {
-            let slot = pager.slot(turn).await;
-            pager.fetch_in(slot, offset, limit).await
-        }))
+        // The run's span goes with the page, so the page's retry lines carry `job` and `run_id`.
+        AbortOnDropHandle::new(tokio::spawn(
+            async move {
+                let slot = pager.slot(turn).await;
+                pager.fetch_in(slot, offset, limit).await
+            }
+            .instrument(tracing::Span::current()),
+        ))
     }
 
     /// Queues the page for a slot, then fetches it here.

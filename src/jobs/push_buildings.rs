@@ -104,7 +104,7 @@ async fn run_inner(
         });
     }
     let run_id = runs::start(db, Job::PushBuildings).await?;
-    let span = tracing::info_span!("push_buildings", run_id);
+    let span = tracing::info_span!("run", job = "push_buildings", run_id);
     async move {
         let mut counts = RunCounts::default();
         let mut failure: Option<String> = None;

@@ -571,6 +571,49 @@ async fn sighup_applies_a_valid_config_and_keeps_the_running_one_when_invalid() 
     );
 }
 
+#[tokio::test]
+async fn sighup_applies_log_level_and_format() {
+    let env = TestEnv::start(SimConfig::default(), "").await;
+    let mut child = spawn_run(&env, Stdio::piped());
+    let log = capture(child.stderr.take().unwrap());
+    wait_for_lock(&env, &child).await;
+    wait_for_log(&log, "d42sync started").await;
+    let json = std::fs::read_to_string(env.config_path()).unwrap();
+    std::fs::write(
+        env.config_path(),
+        json.replace("format = \"json\"", "format = \"text\"")
+            .replace("level = \"info\"", "level = \"debug\""),
+    )
+    .unwrap();
+    let before = log.lock().unwrap().len();
+
+    // SAFETY: kill(2) with a pid we own and a valid signal number.
+    unsafe { libc::kill(child.id() as i32, libc::SIGHUP) };
+    wait_for_log(&log, "config reloaded").await;
+    // A push by the daemon: its queries log at DEBUG.
+    let status = env.run(&["push"]).await;
+    wait_for_log(&log, "control request").await;
+    sigterm(&child);
+    let code = wait_exit(&mut child, Duration::from_secs(10)).await;
+
+    assert!(status.status.success());
+    let after = log.lock().unwrap()[before..].to_string();
+    let reloaded = after
+        .lines()
+        .find(|l| l.contains("config reloaded"))
+        .unwrap();
+    assert!(
+        reloaded.contains(" INFO ") && !reloaded.starts_with('{'),
+        "{reloaded}"
+    );
+    assert!(after.lines().any(|l| l.contains(" DEBUG ")), "{after}");
+    assert!(
+        !after.contains('\u{1b}'),
+        "colour codes on a pipe: {after:?}"
+    );
+    assert_eq!(code, Some(0));
+}
+
 /// Collects a child's stderr as it is written.
 fn capture(stderr: std::process::ChildStderr) -> std::sync::Arc<std::sync::Mutex<String>> {
     let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));

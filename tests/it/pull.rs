@@ -975,3 +975,32 @@ async fn a_long_reader_does_not_stall_a_first_load() {
     assert!(stored_devices(&db).await == expected(&env));
     db.close().await;
 }
+
+#[tokio::test]
+async fn every_log_line_of_a_pull_carries_its_job_and_run_id() {
+    let env = TestEnv::start(sim(300), "[devices]\npage_size = 100\nconcurrency = 2").await;
+    // A page fetched on its own task meets a retryable fault: its retry WARN is the run's too.
+    env.sim.inject(FaultRule {
+        path_prefix: DEVICES.into(),
+        method: None,
+        fault: Fault::Status(503),
+        times: 1,
+        skip: 1,
+    });
+
+    let out = env.run(&["pull"]).await;
+
+    let (_, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    let lines: Vec<&str> = ["WARN", "INFO"]
+        .iter()
+        .flat_map(|level| log_lines(&stderr, level))
+        .collect();
+    assert!(lines.iter().any(|l| l.contains("retry")), "{stderr}");
+    for line in lines {
+        assert!(
+            line.contains("\"job\":\"pull_devices\"") && line.contains("\"run_id\":"),
+            "{line}"
+        );
+    }
+}

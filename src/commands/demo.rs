@@ -66,7 +66,9 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     std::fs::write(
         &config_path,
         format!(
-            "# Written by `d42sync demo` for its in-process simulator.\n\
+            "# Written by `d42sync demo` for its in-process simulator, which stopped when the demo\n\
+             # ended: base_url below points at nothing now. For a simulator that stays, run\n\
+             # `d42sync simulate` and set base_url = \"http://127.0.0.1:8042\".\n\
              [device42]\nbase_url = \"{}\"\nclient_key = \"{}\"\nsecret_key_file = \"{}\"\n\n\
              [database]\npath = \"{}\"\n\n[devices]\nendpoint = \"/api/2.0/devices/\"\n\n\
              [log]\nformat = \"text\"\nlevel = \"warn\"\n",
@@ -83,14 +85,14 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let client = Client::new(&settings.device42).map_err(|e| anyhow::anyhow!(e))?;
     let stop = CancellationToken::new();
 
-    println!(
+    say!(
         "d42sync demo: simulated Device42 with {} devices at {}",
         args.devices,
         sim.base_url()
     );
     let pull =
         pull_devices::run(&db, &client, &settings.devices, Default::default(), &stop).await?;
-    println!(
+    say!(
         "pulled {} devices in {:.2}s ({} added, {} changed, {} removed)",
         pull.counts.items,
         pull.duration.as_secs_f64(),
@@ -111,21 +113,24 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         queue::enqueue(&db, &building).await?;
     }
     let push = push_buildings::run(&db, &client, &settings.buildings, &stop).await?;
-    println!(
+    say!(
         "pushed {} buildings ({} failed)",
-        push.counts.sent, push.counts.failed
+        push.counts.sent,
+        push.counts.failed
     );
-    println!(
+    say!(
         "\n{}",
         super::status::render(&super::status::gather(&db, &settings).await?)
     );
     db.close().await;
     sim.shutdown().await;
-    println!("database: {}", settings.database.path.display());
-    println!("config:   {}", config_path.display());
-    println!("try:");
+    say!(
+        "config:   {} (its simulator is gone with the demo; for one that stays, run `d42sync simulate` and point base_url at http://127.0.0.1:8042)",
+        config_path.display()
+    );
+    say!("try:");
     for q in EXAMPLE_QUERIES {
-        println!("  sqlite3 {} \"{q}\"", settings.database.path.display());
+        say!("  sqlite3 {} \"{q}\"", settings.database.path.display());
     }
     Ok(())
 }

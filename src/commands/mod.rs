@@ -8,6 +8,14 @@
 //! control socket to run the job now and print its result, so an administrator needs neither
 //! the secret nor the lock.
 
+/// Prints a line on stdout, like `println!`, except that a reader that went away (`| head -1`)
+/// ends the output quietly instead of the process with a panic.
+macro_rules! say {
+    ($($arg:tt)*) => {
+        $crate::commands::print_out(&format!("{}\n", format_args!($($arg)*)))
+    };
+}
+
 pub mod demo;
 pub mod status;
 
@@ -28,6 +36,13 @@ pub const EXIT_CONFIG: u8 = 78;
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct Reported(pub String);
+
+/// Writes `text` to stdout; a closed pipe is not an error worth a panic.
+pub fn print_out(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+}
 
 /// Runs the parsed command line and returns the process exit code.
 pub fn main(cli: Cli) -> ExitCode {
@@ -100,7 +115,7 @@ async fn with_settings(
         Command::Migrate => {
             let db = Db::open_unmigrated(&settings.database.path).await?;
             db.migrate().await?;
-            println!("migrations applied to {}", settings.database.path.display());
+            say!("migrations applied to {}", settings.database.path.display());
             Ok(())
         }
         Command::Simulate(_) | Command::Demo(_) => {
@@ -164,11 +179,11 @@ fn report(job: &str, summary: &RunSummary, by_daemon: bool) -> anyhow::Result<()
     let secs = summary.duration_ms as f64 / 1000.0;
     match summary.outcome.as_str() {
         "ok" => {
-            println!("{job} ok{by}{run}: {counts} in {secs:.1}s");
+            say!("{job} ok{by}{run}: {counts} in {secs:.1}s");
             Ok(())
         }
         "idle" => {
-            println!("{job}: nothing to do");
+            say!("{job}: nothing to do");
             Ok(())
         }
         "held" => Err(Reported(format!(
@@ -214,7 +229,7 @@ async fn enqueue(settings: &Settings, args: EnqueueArgs) -> anyhow::Result<()> {
     let db = Db::open(&settings.database.path).await?;
     let id = queue::enqueue(&db, &building).await?;
     db.close().await;
-    println!("queued building {:?} as row {id}", building.name);
+    say!("queued building {:?} as row {id}", building.name);
     Ok(())
 }
 
@@ -241,7 +256,7 @@ async fn requeue(settings: &Settings, id: Option<i64>) -> anyhow::Result<()> {
             anyhow::bail!("row {id} is not dead (or does not exist); nothing requeued")
         }
         _ => {
-            println!("requeued {n} row(s)");
+            say!("requeued {n} row(s)");
             Ok(())
         }
     }
@@ -259,8 +274,8 @@ async fn check_config(settings: &Settings, connect: bool) -> anyhow::Result<()> 
         false,
     ) = (&settings.device42.secret_key, connect)
     {
-        println!("config ok; secret key not checked: {key}: {message}");
-        println!("(`run`, `check-config --connect`, and `pull`/`push` without a daemon need it)");
+        say!("config ok; secret key not checked: {key}: {message}");
+        say!("(`run`, `check-config --connect`, and `pull`/`push` without a daemon need it)");
         return Ok(());
     }
     settings.device42.secret_key.get()?;
@@ -268,13 +283,13 @@ async fn check_config(settings: &Settings, connect: bool) -> anyhow::Result<()> 
         key: "device42.ca_file".into(),
         message,
     })?;
-    println!("config ok");
+    say!("config ok");
     if connect {
         client
             .connect()
             .await
             .map_err(|e| anyhow::anyhow!("cannot obtain a token: {e}"))?;
-        println!(
+        say!(
             "connected to {}: token obtained",
             settings.device42.base_url
         );

@@ -1,6 +1,7 @@
 //! `status`: the last run of each job, devices stored, queue counts and the next scheduled runs.
 //! It reads the database only, so it works while the daemon runs.
 
+use super::print_out;
 use crate::config::Settings;
 use crate::daemon::control::{self, AskError, DaemonInfo, Reply, Request};
 use crate::store::runs::{self, Job, RunRow};
@@ -92,9 +93,9 @@ pub async fn run(settings: &Settings, json: bool) -> anyhow::Result<()> {
             }
         };
     if json {
-        println!("{}", serde_json::to_string_pretty(&status)?);
+        say!("{}", serde_json::to_string_pretty(&status)?);
     } else {
-        print!("{}", render(&status));
+        print_out(&render(&status));
     }
     Ok(())
 }

@@ -4,7 +4,7 @@
 //! An appliance's self-signed certificate made the usual way (`openssl req -x509`) is marked
 //! CA:TRUE. `curl --cacert` accepts it as the server's own certificate when it is in the CA
 //! file; WebPKI refuses any CA certificate in that place (`CaUsedAsEndEntity`). The
-//! [`ApplianceVerifier`] verifies as WebPKI does and, only when WebPKI refuses for that reason
+//! `ApplianceVerifier` verifies as WebPKI does and, only when WebPKI refuses for that reason
 //! and the presented certificate is byte for byte one of `ca_file`'s, accepts it after checking
 //! the host name and the validity dates itself. Handshake signatures are always verified.
 //!

@@ -359,6 +359,30 @@ async fn pull_and_push_from_a_shell_are_run_by_the_daemon_and_status_names_it() 
     );
 }
 
+#[tokio::test]
+async fn the_demo_piped_into_head_ends_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = std::process::Command::new(crate::helpers::bin());
+    cmd.args(["demo", "--devices", "200", "--dir"])
+        .arg(dir.path().join("demo"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    // `| head -1`: one line read, then the reader is gone.
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut first).unwrap();
+    drop(stdout);
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+
+    assert!(first.starts_with("d42sync demo:"), "{first}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+}
+
 /// A fake systemd notification socket in the test's temp dir.
 struct NotifySocket {
     path: std::path::PathBuf,
@@ -501,6 +525,19 @@ async fn the_demo_runs_end_to_end() {
     assert!(stdout.contains("pulled 500 devices"), "{stdout}");
     assert!(stdout.contains("pushed 3 buildings"), "{stdout}");
     assert!(stdout.contains("sqlite3 "), "{stdout}");
+    let mut seen = std::collections::HashSet::new();
+    for line in stdout.lines().filter(|l| !l.trim().is_empty()) {
+        // A label at the start of a line ("database", "config:") says one thing once.
+        let label = line
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .trim_end_matches(':');
+        let key = if label == "sqlite3" { line } else { label };
+        assert!(seen.insert(key), "printed twice: {line}\n{stdout}");
+    }
+    let config = std::fs::read_to_string(demo_dir.join("d42sync.toml")).unwrap();
+    assert!(config.contains("d42sync simulate"), "{config}");
     let again = crate::helpers::output({
         let mut c = std::process::Command::new(crate::helpers::bin());
         c.args(["demo", "--devices", "500", "--dir"]).arg(&demo_dir);

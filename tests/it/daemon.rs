@@ -1,7 +1,7 @@
 //! `d42sync run` as ops run it: schedules, no overlap, token refresh, steady memory, signals,
 //! single instance, systemd notifications, metrics, health, status, and the demo.
 
-use crate::helpers::{TestEnv, text};
+use crate::helpers::{TestEnv, sigterm, text, wait_exit};
 use d42sync::sim::SimConfig;
 use std::os::unix::net::UnixDatagram;
 use std::process::{Child, Stdio};
@@ -13,26 +13,6 @@ fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
-}
-
-fn sigterm(child: &Child) {
-    // SAFETY: kill(2) with a pid we own and a valid signal number.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-}
-
-/// Waits for the child to exit, at most `limit`; its exit code.
-async fn wait_exit(child: &mut Child, limit: Duration) -> Option<i32> {
-    let started = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status.code();
-        }
-        if started.elapsed() > limit {
-            let _ = child.kill();
-            return None;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 /// Waits until the daemon `child` holds the instance lock (its signal handlers are installed

@@ -2,7 +2,7 @@
 //! reaches it, and a database that report users in the service's group can write, while the
 //! daemon runs and after it stopped.
 
-use crate::helpers::TestEnv;
+use crate::helpers::{TestEnv, sigterm, wait_exit};
 use d42sync::sim::SimConfig;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -18,26 +18,6 @@ impl Drop for Daemon {
             let _ = self.0.kill();
             let _ = self.0.wait();
         }
-    }
-}
-
-fn sigterm(child: &Child) {
-    // SAFETY: kill(2) with a pid we own and a valid signal number.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-}
-
-/// Waits for the child to exit, at most `limit`; its exit code.
-async fn wait_exit(child: &mut Child, limit: Duration) -> Option<i32> {
-    let started = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status.code();
-        }
-        if started.elapsed() > limit {
-            let _ = child.kill();
-            return None;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 

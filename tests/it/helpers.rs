@@ -226,3 +226,24 @@ pub fn command_with_config(config: &std::path::Path, args: &[&str]) -> Command {
     }
     cmd
 }
+
+/// Sends SIGTERM to `child`.
+pub fn sigterm(child: &std::process::Child) {
+    // SAFETY: kill(2) with a pid we own and a valid signal number.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+}
+
+/// Waits for the child to exit, at most `limit` (then kills it); its exit code.
+pub async fn wait_exit(child: &mut std::process::Child, limit: std::time::Duration) -> Option<i32> {
+    let started = std::time::Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status.code();
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            return None;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}

@@ -24,9 +24,11 @@ const MAX_REQUEST: u64 = 4096;
 /// How long `status` waits for the daemon to answer before calling it unresponsive.
 pub const STATUS_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// The socket of the daemon that owns the database at `db_path`.
+/// The socket of the daemon that owns the database at `db_path`: beside the database file
+/// itself, symlinks resolved as for the lock, so every name of the database finds it.
 pub fn socket_path(db_path: &Path) -> PathBuf {
-    let mut name = db_path.as_os_str().to_owned();
+    let file = super::lock::database_file(db_path).unwrap_or_else(|_| db_path.to_path_buf());
+    let mut name = file.into_os_string();
     name.push(".sock");
     PathBuf::from(name)
 }
@@ -275,6 +277,17 @@ mod tests {
                 },
             }
         }
+    }
+
+    #[test]
+    fn every_name_of_the_database_leads_to_one_socket() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("inventory.db");
+        let link = dir.path().join("link.db");
+        std::os::unix::fs::symlink(&db, &link).unwrap();
+
+        assert_eq!(socket_path(&link), socket_path(&db));
+        assert!(socket_path(&db).ends_with("inventory.db.sock"));
     }
 
     #[tokio::test]

@@ -93,8 +93,9 @@ impl InstanceLock {
 }
 
 /// The database file `db_path` names, with every symlink resolved: in its directories, and in
-/// the file name itself, even when the link points at a database not created yet.
-fn database_file(db_path: &Path) -> std::io::Result<PathBuf> {
+/// the file name itself, even when the link points at a database not created yet. What belongs
+/// to one database (its lock, its control socket) is named after this.
+pub fn database_file(db_path: &Path) -> std::io::Result<PathBuf> {
     let mut path = std::path::absolute(db_path)?;
     for _ in 0..MAX_SYMLINKS {
         let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {

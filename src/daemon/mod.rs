@@ -48,6 +48,22 @@ impl Context {
         (guard.0.clone(), guard.1.clone())
     }
 
+    /// One pull with the settings and client now in force: a scheduled run or a requested one.
+    async fn pull(
+        &self,
+        options: pull_devices::PullOptions,
+        stop: &CancellationToken,
+    ) -> anyhow::Result<crate::jobs::RunReport> {
+        let (settings, client) = self.current();
+        pull_devices::run(&self.db, &client, &settings.devices, options, stop).await
+    }
+
+    /// One push with the settings and client now in force: a scheduled run or a requested one.
+    async fn push(&self, stop: &CancellationToken) -> anyhow::Result<crate::jobs::RunReport> {
+        let (settings, client) = self.current();
+        push_buildings::run(&self.db, &client, &settings.buildings, stop).await
+    }
+
     /// Healthy while the main loop turns and the last successful pull is recent (three pull
     /// periods, counted from start-up until a first pull succeeds).
     pub fn healthy(&self) -> Result<(), String> {
@@ -196,23 +212,12 @@ impl control::Handler for Control {
                 });
             }
             Request::Pull { allow_mass_delete } => {
-                let run = async move {
-                    let (settings, client) = ctx.current();
-                    let options = pull_devices::PullOptions { allow_mass_delete };
-                    let result =
-                        pull_devices::run(&ctx.db, &client, &settings.devices, options, &stop)
-                            .await;
-                    RunSummary::of(&result)
-                };
+                let options = pull_devices::PullOptions { allow_mass_delete };
+                let run = async move { RunSummary::of(&ctx.pull(options, &stop).await) };
                 self.scheduler.run_now(PULL, run).await
             }
             Request::Push => {
-                let run = async move {
-                    let (settings, client) = ctx.current();
-                    let result =
-                        push_buildings::run(&ctx.db, &client, &settings.buildings, &stop).await;
-                    RunSummary::of(&result)
-                };
+                let run = async move { RunSummary::of(&ctx.push(&stop).await) };
                 self.scheduler.run_now(PUSH, run).await
             }
         };
@@ -253,24 +258,15 @@ async fn schedule_jobs(
     let pull: JobFn = Arc::new(move |stop| {
         let ctx = pull_ctx.clone();
         Box::pin(async move {
-            let (settings, client) = ctx.current();
             // Failures are logged and recorded by the job; the daemon carries on.
-            let _ = pull_devices::run(
-                &ctx.db,
-                &client,
-                &settings.devices,
-                Default::default(),
-                &stop,
-            )
-            .await;
+            let _ = ctx.pull(Default::default(), &stop).await;
         })
     });
     let push_ctx = ctx.clone();
     let push: JobFn = Arc::new(move |stop| {
         let ctx = push_ctx.clone();
         Box::pin(async move {
-            let (settings, client) = ctx.current();
-            let _ = push_buildings::run(&ctx.db, &client, &settings.buildings, &stop).await;
+            let _ = ctx.push(&stop).await;
         })
     });
     scheduler

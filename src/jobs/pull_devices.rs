@@ -158,6 +158,9 @@ pub async fn run(
                 let refused = matches!(e, PullError::Api(d42::Error::Paused { .. }));
                 if start.failure_reported(client, refused) {
                     tracing::debug!(error = %message, "probe pull failed; devices unchanged");
+                } else if matches!(e, PullError::Cancelled) {
+                    // A stop asked for by the service manager: nothing for an operator to do.
+                    tracing::warn!(duration_ms = duration.as_millis() as u64, "pull stopped by shutdown; devices unchanged");
                 } else {
                     tracing::error!(endpoint = %settings.endpoint, error = %message, duration_ms = duration.as_millis() as u64, "pull failed; devices unchanged");
                 }

@@ -221,7 +221,8 @@ async fn sigterm_during_a_pull_exits_zero_and_leaves_the_database_consistent() {
         "[devices]\npage_size = 100\nconcurrency = 1",
     )
     .await;
-    let mut child = spawn_run(&env, Stdio::null());
+    let mut child = spawn_run(&env, Stdio::piped());
+    let log = capture(child.stderr.take().unwrap());
     while env
         .sim
         .requests()
@@ -239,6 +240,17 @@ async fn sigterm_during_a_pull_exits_zero_and_leaves_the_database_consistent() {
         Some(0)
     );
     assert!(stopping.elapsed() < Duration::from_secs(10));
+    wait_for_log(&log, "d42sync stopped").await;
+    let log = log.lock().unwrap().clone();
+    // A stop is not an operator's problem: one WARN, no ERROR.
+    assert!(crate::helpers::log_lines(&log, "ERROR").is_empty(), "{log}");
+    assert_eq!(
+        log.lines()
+            .filter(|l| l.contains("pull stopped by shutdown"))
+            .count(),
+        1,
+        "{log}"
+    );
 
     let db = env.db().await;
     assert_eq!(db.integrity_check().await.unwrap(), "ok");

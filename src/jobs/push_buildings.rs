@@ -47,6 +47,12 @@ enum Outcome {
     Unsent,
 }
 
+/// A push that ended because the breaker refused its calls: the breaker reports the outage, so
+/// a probe run that meets it logs at DEBUG, as a pull does.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct Refused(String);
+
 /// Runs one push: passes over due rows until none are left or the service stops. A run with
 /// nothing to send records nothing. Returns `Err` when the run failed as a whole (database
 /// errors, refused credentials).
@@ -70,7 +76,8 @@ pub async fn run(
     };
     let result = run_inner(db, client, settings, cancel, &start, started).await;
     if let Err(e) = &result {
-        if start.failure_reported(client, false) {
+        let refused = e.downcast_ref::<Refused>().is_some();
+        if start.failure_reported(client, refused) {
             tracing::debug!(error = %format!("{e:#}"), "probe push failed");
         } else {
             tracing::error!(error = %format!("{e:#}"), "push failed");
@@ -108,6 +115,8 @@ async fn run_inner(
     async move {
         let mut counts = RunCounts::default();
         let mut failure: Option<String> = None;
+        // The failure is only the breaker refusing calls, not a cause of its own.
+        let mut refused = false;
         let mut unsent = 0;
         // Set by the first row Device42 did not answer about: the rows after it are not sent.
         let stop = AtomicBool::new(false);
@@ -144,6 +153,7 @@ async fn run_inner(
                     .get_or_insert_with(|| format!("{cause}; {unsent} rows not sent stay pending"));
             } else if client.is_paused() || stop.load(Ordering::Relaxed) {
                 failure.get_or_insert_with(|| {
+                    refused = true;
                     format!("Device42 unreachable; {unsent} rows not sent stay pending")
                 });
             }
@@ -179,7 +189,11 @@ async fn run_inner(
                     "failed",
                     duration.as_secs_f64(),
                 );
-                anyhow::bail!("{e} (sent {}, failed {})", counts.sent, counts.failed);
+                let message = format!("{e} (sent {}, failed {})", counts.sent, counts.failed);
+                if refused {
+                    return Err(Refused(message).into());
+                }
+                anyhow::bail!(message);
             }
         };
         Ok(RunReport {

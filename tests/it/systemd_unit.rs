@@ -275,17 +275,26 @@ fn the_unit_contains_the_directives_the_daemon_relies_on() {
             .any(|v| v.split_whitespace().any(|status| status == "78")),
         "RestartPreventExitStatus= must include 78"
     );
-    let pre = service.one("ExecStartPre");
+    // RestartPreventExitStatus= covers the main process only: an ExecStartPre= exiting 78 would
+    // be restarted every RestartSec= (seen under systemd 252), so `run` checks the config itself.
     assert!(
-        pre.starts_with(INSTALLED_BINARY) && pre.ends_with(" check-config"),
-        "ExecStartPre= must run `{INSTALLED_BINARY} ... check-config`, found {pre}"
+        service.all("ExecStartPre").is_empty(),
+        "no ExecStartPre=: its exit 78 would restart-loop"
     );
     let start = service.one("ExecStart");
     assert!(
         start.starts_with(INSTALLED_BINARY) && start.ends_with(" run"),
         "ExecStart= must run `{INSTALLED_BINARY} ... run`, found {start}"
     );
-    service.assert_eq("ExecReload", "/bin/kill -HUP $MAINPID");
+    // A reload checks the new config before the signal, so a broken one fails `systemctl reload`.
+    let reload = service.all("ExecReload");
+    assert_eq!(reload.len(), 2, "ExecReload=: check-config, then SIGHUP");
+    assert!(
+        reload[0].starts_with(INSTALLED_BINARY) && reload[0].ends_with(" check-config"),
+        "the first ExecReload= must run `{INSTALLED_BINARY} ... check-config`, found {}",
+        reload[0]
+    );
+    assert_eq!(reload[1], "/bin/kill -HUP $MAINPID");
     let stop = service.duration("TimeoutStopSec");
     assert!(
         stop > WORST_GRACEFUL_STOP,

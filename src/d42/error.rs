@@ -5,6 +5,10 @@ use secrecy::{ExposeSecret, SecretString};
 use std::sync::RwLock;
 use std::time::Duration;
 
+/// Longest excerpt of a response body quoted in an error: enough to recognise the page, short
+/// enough for one log line.
+pub const EXCERPT_BYTES: usize = 200;
+
 /// What a masked value is replaced with.
 const REDACTED: &str = "[redacted]";
 
@@ -25,8 +29,8 @@ pub enum Error {
     Connect {
         /// Method and path.
         endpoint: String,
-        /// The lowest-level cause.
-        cause: String,
+        /// Which of them.
+        cause: ConnectCause,
     },
     /// The server's certificate was not trusted.
     #[error("{endpoint}: tls certificate verification failed: {cause}")]
@@ -102,7 +106,7 @@ pub enum Error {
         excerpt: String,
     },
     /// Not sent: the appliance failed repeatedly and the breaker holds calls until its next
-    /// probe (see [`super::breaker`]).
+    /// probe (see [`super::retry::breaker`]).
     #[error("{endpoint}: not sent: Device42 is unreachable, next probe in {}s", retry_in.as_secs())]
     Paused {
         /// Method and path.
@@ -118,6 +122,32 @@ pub enum Error {
         /// The cap.
         limit: u64,
     },
+}
+
+/// Why a connection could not be made, in the operator's terms; the text is the cause's part
+/// of the message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConnectCause {
+    /// Nothing listens at the appliance's address.
+    #[error("connection refused by {host}")]
+    Refused {
+        /// `host:port` of the appliance.
+        host: String,
+    },
+    /// The appliance's name did not resolve.
+    #[error("dns lookup of {host} failed: {detail}")]
+    Dns {
+        /// The name looked up.
+        host: String,
+        /// The resolver's own words.
+        detail: String,
+    },
+    /// The TLS handshake failed for a reason other than the certificate.
+    #[error("tls handshake failed: {0}")]
+    Handshake(String),
+    /// Another failure to connect: the lowest-level cause as the library gave it.
+    #[error("{0}")]
+    Other(String),
 }
 
 impl Error {
@@ -194,7 +224,7 @@ pub fn mask_known_secrets(text: &str) -> String {
     text
 }
 
-/// A short excerpt of a body for an error message: at most [`super::EXCERPT_BYTES`] bytes of
+/// A short excerpt of a body for an error message: at most [`EXCERPT_BYTES`] bytes of
 /// printable text with whitespace folded, HTML pages reduced to their title or text, the
 /// client's key and secret masked, and anything that looks like a token or key masked.
 pub fn excerpt(body: &[u8]) -> String {
@@ -222,13 +252,13 @@ pub fn excerpt(body: &[u8]) -> String {
             out.push(' ');
         }
         out.push_str(&word);
-        if out.len() >= super::EXCERPT_BYTES {
+        if out.len() >= EXCERPT_BYTES {
             break;
         }
     }
     let mut out: String = out.chars().filter(|c| !c.is_control()).collect();
-    if out.len() > super::EXCERPT_BYTES {
-        let mut cut = super::EXCERPT_BYTES;
+    if out.len() > EXCERPT_BYTES {
+        let mut cut = EXCERPT_BYTES;
         while !out.is_char_boundary(cut) {
             cut -= 1;
         }
@@ -298,7 +328,7 @@ mod tests {
         assert!(e.contains("[redacted]"));
     }
 
-    const EXCERPT_LIMIT_WITH_ELLIPSIS: usize = crate::d42::EXCERPT_BYTES + 3;
+    const EXCERPT_LIMIT_WITH_ELLIPSIS: usize = EXCERPT_BYTES + 3;
 
     #[test]
     fn excerpts_mask_the_client_key_and_secret_however_short() {

@@ -1,6 +1,7 @@
 //! Errors of the Device42 client, each saying whether it is worth retrying, and the excerpts
 //! of response bodies they quote, with secrets masked.
 
+use super::tls::describe_certificate_error;
 use secrecy::{ExposeSecret, SecretString};
 use std::sync::RwLock;
 use std::time::Duration;
@@ -37,8 +38,8 @@ pub enum Error {
     Certificate {
         /// Method and path.
         endpoint: String,
-        /// Why, with what to do about it.
-        cause: String,
+        /// Why; its text says what to do about it.
+        cause: CertificateRefusal,
     },
     /// No complete answer within the request timeout.
     #[error("{endpoint}: timed out after {after:?}")]
@@ -148,6 +149,23 @@ pub enum ConnectCause {
     /// Another failure to connect: the lowest-level cause as the library gave it.
     #[error("{0}")]
     Other(String),
+}
+
+/// Why the appliance's certificate was refused: rustls's reason, and whether
+/// `device42.ca_file` is set, which decides the hint the text gives
+/// ([`describe_certificate_error`]).
+#[derive(Debug, Clone)]
+pub struct CertificateRefusal {
+    /// The reason, as the verifier gave it.
+    pub reason: rustls::CertificateError,
+    /// Whether `device42.ca_file` is set.
+    pub ca_file: bool,
+}
+
+impl std::fmt::Display for CertificateRefusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&describe_certificate_error(&self.reason, self.ca_file))
+    }
 }
 
 impl Error {

@@ -6,8 +6,7 @@
 //! operator's terms.
 
 use crate::d42::dns::LookupFailed;
-use crate::d42::error::{ConnectCause, Error};
-use crate::d42::tls::describe_certificate_error;
+use crate::d42::error::{CertificateRefusal, ConnectCause, Error};
 use std::error::Error as StdError;
 use std::time::Duration;
 
@@ -38,9 +37,12 @@ pub fn classify(e: &reqwest::Error, endpoint: String, settings: Settings) -> Err
         .find_map(|c| c.downcast_ref::<rustls::Error>())
     {
         return match tls {
-            rustls::Error::InvalidCertificate(cert) => Error::Certificate {
+            rustls::Error::InvalidCertificate(reason) => Error::Certificate {
                 endpoint,
-                cause: describe_certificate_error(cert, settings.ca_file),
+                cause: CertificateRefusal {
+                    reason: reason.clone(),
+                    ca_file: settings.ca_file,
+                },
             },
             other => Error::Connect {
                 endpoint,

@@ -11,9 +11,9 @@
 //! - [`classify`]: what an answer or a failure means, as an [`Error`] that says whether a
 //!   retry may help.
 //! - [`dns`]: name lookups whose failures classification can recognise by type.
-//! - [`tls`]: trust in the appliance's certificate (system CAs, `ca_file`, self-signed CAs).
 //! - [`exchange`]: a request, its name in messages, and its whole answer.
 //! - [`error`]: [`Error`] and the excerpts of bodies it quotes, secrets masked.
+//! - [`tls`]: trust in the appliance's certificate (system CAs, `ca_file`, self-signed CAs).
 //! - [`models`]: parsing of the responses, tolerant where Device42 is inconsistent.
 
 pub mod auth;

@@ -1,9 +1,14 @@
 //! Errors of the Device42 client, each saying whether it is worth retrying, and the excerpts
 //! of response bodies they quote, with secrets masked.
 
+use super::tls::describe_certificate_error;
 use secrecy::{ExposeSecret, SecretString};
 use std::sync::RwLock;
 use std::time::Duration;
+
+/// Longest excerpt of a response body quoted in an error: enough to recognise the page, short
+/// enough for one log line.
+pub const EXCERPT_BYTES: usize = 200;
 
 /// What a masked value is replaced with.
 const REDACTED: &str = "[redacted]";
@@ -25,16 +30,16 @@ pub enum Error {
     Connect {
         /// Method and path.
         endpoint: String,
-        /// The lowest-level cause.
-        cause: String,
+        /// Which of them.
+        cause: ConnectCause,
     },
     /// The server's certificate was not trusted.
     #[error("{endpoint}: tls certificate verification failed: {cause}")]
     Certificate {
         /// Method and path.
         endpoint: String,
-        /// Why, with what to do about it.
-        cause: String,
+        /// Why; its text says what to do about it.
+        cause: CertificateRefusal,
     },
     /// No complete answer within the request timeout.
     #[error("{endpoint}: timed out after {after:?}")]
@@ -102,7 +107,7 @@ pub enum Error {
         excerpt: String,
     },
     /// Not sent: the appliance failed repeatedly and the breaker holds calls until its next
-    /// probe (see [`super::breaker`]).
+    /// probe (see [`super::retry::breaker`]).
     #[error("{endpoint}: not sent: Device42 is unreachable, next probe in {}s", retry_in.as_secs())]
     Paused {
         /// Method and path.
@@ -118,6 +123,49 @@ pub enum Error {
         /// The cap.
         limit: u64,
     },
+}
+
+/// Why a connection could not be made, in the operator's terms; the text is the cause's part
+/// of the message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConnectCause {
+    /// Nothing listens at the appliance's address.
+    #[error("connection refused by {host}")]
+    Refused {
+        /// `host:port` of the appliance.
+        host: String,
+    },
+    /// The appliance's name did not resolve.
+    #[error("dns lookup of {host} failed: {detail}")]
+    Dns {
+        /// The name looked up.
+        host: String,
+        /// The resolver's own words.
+        detail: String,
+    },
+    /// The TLS handshake failed for a reason other than the certificate.
+    #[error("tls handshake failed: {0}")]
+    Handshake(String),
+    /// Another failure to connect: the lowest-level cause as the library gave it.
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Why the appliance's certificate was refused: rustls's reason, and whether
+/// `device42.ca_file` is set, which decides the hint the text gives
+/// ([`describe_certificate_error`]).
+#[derive(Debug, Clone)]
+pub struct CertificateRefusal {
+    /// The reason, as the verifier gave it.
+    pub reason: rustls::CertificateError,
+    /// Whether `device42.ca_file` is set.
+    pub ca_file: bool,
+}
+
+impl std::fmt::Display for CertificateRefusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&describe_certificate_error(&self.reason, self.ca_file))
+    }
 }
 
 impl Error {
@@ -194,7 +242,7 @@ pub fn mask_known_secrets(text: &str) -> String {
     text
 }
 
-/// A short excerpt of a body for an error message: at most [`super::EXCERPT_BYTES`] bytes of
+/// A short excerpt of a body for an error message: at most [`EXCERPT_BYTES`] bytes of
 /// printable text with whitespace folded, HTML pages reduced to their title or text, the
 /// client's key and secret masked, and anything that looks like a token or key masked.
 pub fn excerpt(body: &[u8]) -> String {
@@ -222,13 +270,13 @@ pub fn excerpt(body: &[u8]) -> String {
             out.push(' ');
         }
         out.push_str(&word);
-        if out.len() >= super::EXCERPT_BYTES {
+        if out.len() >= EXCERPT_BYTES {
             break;
         }
     }
     let mut out: String = out.chars().filter(|c| !c.is_control()).collect();
-    if out.len() > super::EXCERPT_BYTES {
-        let mut cut = super::EXCERPT_BYTES;
+    if out.len() > EXCERPT_BYTES {
+        let mut cut = EXCERPT_BYTES;
         while !out.is_char_boundary(cut) {
             cut -= 1;
         }
@@ -276,74 +324,4 @@ fn mask_secret_like(word: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn an_html_page_is_reduced_to_its_title() {
-        let page =
-            b"<html><head><title>502 Bad Gateway</title></head><body><h1>502</h1></body></html>";
-        assert_eq!(excerpt(page), "html page: 502 Bad Gateway");
-    }
-
-    #[test]
-    fn excerpts_are_short_and_mask_token_like_words() {
-        let body = format!(
-            "{{\"msg\": \"bad token eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9abc\", \"pad\": \"{}\"}}",
-            "x ".repeat(500)
-        );
-        let e = excerpt(body.as_bytes());
-        assert!(e.len() <= EXCERPT_LIMIT_WITH_ELLIPSIS, "{}", e.len());
-        assert!(!e.contains("eyJhbGci"), "{e}");
-        assert!(e.contains("[redacted]"));
-    }
-
-    const EXCERPT_LIMIT_WITH_ELLIPSIS: usize = crate::d42::EXCERPT_BYTES + 3;
-
-    #[test]
-    fn excerpts_mask_the_client_key_and_secret_however_short() {
-        never_quote(&SecretString::from("ck-unit-4e1"));
-        never_quote(&SecretString::from("sk-unit-ck-unit-4e1-b2"));
-        let body = br#"{"msg": "client ck-unit-4e1 with secret sk-unit-ck-unit-4e1-b2 refused"}"#;
-
-        let e = excerpt(body);
-
-        assert!(
-            !e.contains("ck-unit") && !e.contains("sk-unit") && !e.contains("4e1"),
-            "{e}"
-        );
-        assert!(
-            e.contains("client [redacted] with secret [redacted] refused"),
-            "{e}"
-        );
-    }
-
-    #[test]
-    fn a_secret_cut_at_the_excerpt_window_is_not_quoted_in_part() {
-        never_quote(&SecretString::from("sk-window-5c77"));
-        let mut body = vec![b' '; 4090];
-        body.extend_from_slice(b"sk-window-5c77 and more");
-
-        let e = excerpt(&body);
-
-        assert!(!e.contains("sk-win"), "{e}");
-    }
-
-    #[test]
-    fn only_transient_failures_are_retryable() {
-        let e = |status| Error::Unavailable {
-            endpoint: "GET /x".into(),
-            status,
-            content_type: "text/html".into(),
-            excerpt: String::new(),
-            retry_after: None,
-        };
-        assert!(e(503).is_retryable());
-        let rejected = Error::Rejected {
-            endpoint: "POST /x".into(),
-            status: 400,
-            message: "no".into(),
-        };
-        assert!(!rejected.is_retryable());
-    }
-}
+mod tests;

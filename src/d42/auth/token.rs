@@ -3,7 +3,7 @@
 //! flight: the refresh happens under the cache's lock, and an invalidation only counts for the
 //! token generation the caller actually used).
 
-use super::models::TokenGrant;
+use crate::d42::models::TokenGrant;
 use chrono::{DateTime, Utc};
 use secrecy::SecretString;
 use std::future::Future;
@@ -173,5 +173,38 @@ mod tests {
         cache.invalidate(first).await;
         let (_, still) = cache.get(fetch).await.unwrap();
         assert_eq!(second, still);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn requests_every_100ms_with_5s_tokens_never_meet_an_expired_token() {
+        const LIFETIME: Duration = Duration::from_secs(5);
+        const REQUEST_TAKES: Duration = Duration::from_millis(50);
+        let cache = TokenCache::default();
+        let obtained = std::sync::Mutex::new(Vec::new());
+        let fetch = || async {
+            obtained.lock().unwrap().push(Instant::now());
+            Ok::<_, ()>((grant(LIFETIME.as_secs_f64() / 60.0), None))
+        };
+        let started = Instant::now();
+
+        let mut requests = 0;
+        while started.elapsed() < Duration::from_secs(20) {
+            let (_, generation) = cache.get(fetch).await.unwrap();
+            let got_at = obtained.lock().unwrap()[generation as usize - 1];
+            tokio::time::advance(REQUEST_TAKES).await;
+            assert!(
+                Instant::now() < got_at + LIFETIME,
+                "request {requests} ended with an expired token"
+            );
+            requests += 1;
+            tokio::time::advance(Duration::from_millis(100) - REQUEST_TAKES).await;
+        }
+
+        assert_eq!(requests, 200);
+        let tokens = obtained.lock().unwrap().len();
+        assert!(
+            (5..=10).contains(&tokens),
+            "20 s of 5 s tokens refreshed ahead: {tokens} tokens"
+        );
     }
 }

@@ -16,7 +16,7 @@ use super::retry_log::{self, RetryLog};
 use super::token::TokenCache;
 use super::{BUILDINGS_PATH, TOKEN_PATH};
 use crate::config::Device42Settings;
-use crate::metrics::METRICS;
+use crate::metrics::Metrics;
 use backon::{ExponentialBuilder, Retryable};
 use chrono::{DateTime, Utc};
 use reqwest::Method;
@@ -89,6 +89,8 @@ struct Inner {
     retry_log: RetryLog,
     /// Shared with the client a reload replaces when the appliance stays the same.
     breaker: Arc<Breaker>,
+    /// Where requests and tokens are counted; the jobs record their runs into it too.
+    metrics: Metrics,
 }
 
 impl std::fmt::Debug for Client {
@@ -103,9 +105,10 @@ impl std::fmt::Debug for Client {
 }
 
 impl Client {
-    /// Builds the client from settings. Fails only on TLS material that cannot be used.
-    pub fn new(s: &Device42Settings) -> Result<Self, String> {
-        Self::with_breaker(s, None)
+    /// Builds the client from settings, recording into `metrics`. Fails only on TLS material
+    /// that cannot be used.
+    pub fn new(s: &Device42Settings, metrics: Metrics) -> Result<Self, String> {
+        Self::with_breaker(s, None, metrics)
     }
 
     /// Builds the client for reloaded settings. When they name the same appliance and the same
@@ -117,10 +120,15 @@ impl Client {
             && old
                 .breaker
                 .is_configured_as(s.breaker_failures, s.breaker_probe_interval);
-        Self::with_breaker(s, same.then(|| Arc::clone(&old.breaker)))
+        let breaker = same.then(|| Arc::clone(&old.breaker));
+        Self::with_breaker(s, breaker, old.metrics.clone())
     }
 
-    fn with_breaker(s: &Device42Settings, breaker: Option<Arc<Breaker>>) -> Result<Self, String> {
+    fn with_breaker(
+        s: &Device42Settings,
+        breaker: Option<Arc<Breaker>>,
+        metrics: Metrics,
+    ) -> Result<Self, String> {
         // An appliance may echo them back in an answer that ends up in a log line or a row.
         let secret_key = s.secret_key.get().map_err(|e| e.to_string())?.clone();
         super::error::never_quote(&s.client_key);
@@ -166,8 +174,10 @@ impl Client {
                 },
                 retry_log: RetryLog::default(),
                 breaker: breaker.unwrap_or_else(|| {
-                    Arc::new(Breaker::new(s.breaker_failures, s.breaker_probe_interval))
+                    let (failures, every) = (s.breaker_failures, s.breaker_probe_interval);
+                    Arc::new(Breaker::new(failures, every, metrics.clone()))
                 }),
+                metrics,
             }),
         })
     }
@@ -217,6 +227,11 @@ impl Client {
     /// Whether certificate verification is off (warned about on every pull).
     pub fn is_insecure(&self) -> bool {
         self.inner.insecure
+    }
+
+    /// The metrics this client records into, which the jobs run with it record into too.
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
     }
 
     /// Time left on the current token.
@@ -359,7 +374,8 @@ impl Client {
             .send()
             .await
             .map_err(|e| self.transport_error(&endpoint, e));
-        METRICS.http_request(response.as_ref().ok().map(|r| r.status().as_u16()));
+        let status = response.as_ref().ok().map(|r| r.status().as_u16());
+        self.inner.metrics.http_request(status);
         let response = response?;
         let date = response
             .headers()
@@ -380,12 +396,9 @@ impl Client {
         }
         let body = classify(body)?;
         let grant = models::parse_token(&body.bytes).map_err(|cause| body.bad(cause))?;
-        METRICS.token_refreshes.fetch_add(1, Ordering::Relaxed);
         let lifetime = super::token::planned_lifetime(&grant, date);
         let expires_at = Utc::now() + chrono::Duration::from_std(lifetime).unwrap_or_default();
-        METRICS
-            .token_expires_at
-            .store(expires_at.timestamp(), Ordering::Relaxed);
+        self.inner.metrics.token_obtained(expires_at.timestamp());
         tracing::info!(
             token_id = grant.token_id,
             lifetime_s = lifetime.as_secs_f64(),
@@ -424,7 +437,8 @@ impl Client {
             .send()
             .await
             .map_err(|e| self.transport_error(&endpoint, e));
-        METRICS.http_request(response.as_ref().ok().map(|r| r.status().as_u16()));
+        let status = response.as_ref().ok().map(|r| r.status().as_u16());
+        self.inner.metrics.http_request(status);
         self.read(endpoint, response?).await
     }
 

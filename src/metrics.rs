@@ -14,7 +14,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::metrics::histogram::Histogram;
-use prometheus_client::registry::Registry;
+use prometheus_client::registry::{Metric, Registry};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -99,81 +99,66 @@ fn run_histogram() -> Histogram {
     Histogram::new(RUN_SECONDS_BUCKETS)
 }
 
+/// A family's name after the `d42sync_` prefix (a counter's samples add `_total`), and its help.
+type Described = (&'static str, &'static str);
+
+const HTTP_REQUESTS: Described = ("http_requests", "HTTP requests to Device42 by status class");
+const TOKEN_REFRESHES: Described = ("token_refreshes", "Device42 API tokens obtained");
+const RUNS: Described = ("runs", "Job runs by job and outcome");
+const RUN_SECONDS: Described = ("run_duration_seconds", "Seconds spent in job runs");
+const LAST_SUCCESS: Described = (
+    "last_success_timestamp_seconds",
+    "Unix time of the last successful run",
+);
+const SKIPPED: Described = (
+    "skipped_ticks",
+    "Ticks skipped because the job was still running",
+);
+const DEVICES: Described = ("devices_stored", "Devices in the local inventory");
+const DEVICE42_UP: Described = (
+    "device42_up",
+    "1 while Device42 answers, 0 while calls are paused after repeated failures",
+);
+const BREAKER_OPENED: Described = (
+    "breaker_opened",
+    "Times calls to Device42 were paused after repeated failures",
+);
+const CALLS_REFUSED: Described = (
+    "calls_refused",
+    "Calls to Device42 not sent because calls were paused",
+);
+const QUEUE_DEPTH: Described = ("queue_depth", "Building queue rows by status");
+
+/// Registers `metric` in `registry` as described; the clone returned shares its values.
+fn add<M: Metric + Clone>(registry: &mut Registry, (name, help): Described, metric: M) -> M {
+    registry.register(name, help, metric.clone());
+    metric
+}
+
 impl Default for Series {
     fn default() -> Self {
-        let s = Series {
-            registry: Registry::default(),
-            http_requests: Family::default(),
-            token_refreshes: Counter::default(),
-            token_expires_at: Arc::default(),
-            runs: Family::default(),
-            run_seconds: Family::new_with_constructor(run_histogram),
-            last_success: Family::default(),
-            skipped: Family::default(),
-            devices_stored: Gauge::default(),
-            device42_up: Gauge::default(),
-            breaker_opened: Counter::default(),
-            calls_refused: Counter::default(),
-            queue_depth: Family::default(),
-        };
-        let mut r = s.registry;
-        r.register(
-            "d42sync_http_requests",
-            "HTTP requests to Device42 by status class",
-            s.http_requests.clone(),
-        );
-        r.register(
-            "d42sync_token_refreshes",
-            "Device42 API tokens obtained",
-            s.token_refreshes.clone(),
-        );
-        r.register_collector(Box::new(TokenExpiry(s.token_expires_at.clone())));
-        r.register(
-            "d42sync_runs",
-            "Job runs by job and outcome",
-            s.runs.clone(),
-        );
-        r.register(
-            "d42sync_run_duration_seconds",
-            "Seconds spent in job runs",
-            s.run_seconds.clone(),
-        );
-        r.register(
-            "d42sync_last_success_timestamp_seconds",
-            "Unix time of the last successful run",
-            s.last_success.clone(),
-        );
-        r.register(
-            "d42sync_skipped_ticks",
-            "Ticks skipped because the job was still running",
-            s.skipped.clone(),
-        );
-        r.register(
-            "d42sync_devices_stored",
-            "Devices in the local inventory",
-            s.devices_stored.clone(),
-        );
-        r.register(
-            "d42sync_device42_up",
-            "1 while Device42 answers, 0 while calls are paused after repeated failures",
-            s.device42_up.clone(),
-        );
-        r.register(
-            "d42sync_breaker_opened",
-            "Times calls to Device42 were paused after repeated failures",
-            s.breaker_opened.clone(),
-        );
-        r.register(
-            "d42sync_calls_refused",
-            "Calls to Device42 not sent because calls were paused",
-            s.calls_refused.clone(),
-        );
-        r.register(
-            "d42sync_queue_depth",
-            "Building queue rows by status",
-            s.queue_depth.clone(),
-        );
-        Series { registry: r, ..s }
+        let mut r = Registry::with_prefix("d42sync");
+        let token_expires_at = Arc::<AtomicI64>::default();
+        r.register_collector(Box::new(TokenExpiry(token_expires_at.clone())));
+        Series {
+            http_requests: add(&mut r, HTTP_REQUESTS, Family::default()),
+            token_refreshes: add(&mut r, TOKEN_REFRESHES, Counter::default()),
+            token_expires_at,
+            runs: add(&mut r, RUNS, Family::default()),
+            run_seconds: add(
+                &mut r,
+                RUN_SECONDS,
+                Family::new_with_constructor(run_histogram),
+            ),
+            last_success: add(&mut r, LAST_SUCCESS, Family::default()),
+            skipped: add(&mut r, SKIPPED, Family::default()),
+            devices_stored: add(&mut r, DEVICES, Gauge::default()),
+            device42_up: add(&mut r, DEVICE42_UP, Gauge::default()),
+            breaker_opened: add(&mut r, BREAKER_OPENED, Counter::default()),
+            calls_refused: add(&mut r, CALLS_REFUSED, Counter::default()),
+            queue_depth: add(&mut r, QUEUE_DEPTH, Family::default()),
+            registry: r,
+        }
     }
 }
 
@@ -192,7 +177,7 @@ impl Collector for TokenExpiry {
         };
         let gauge = ConstGauge::new(left);
         let metric = encoder.encode_descriptor(
-            "d42sync_token_expiry_seconds",
+            "token_expiry_seconds",
             "Seconds until the current token expires.",
             None,
             gauge.metric_type(),

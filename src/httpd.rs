@@ -1,5 +1,4 @@
-//! A small HTTP/1.1 server on tokio, used by the Device42 simulator and the Prometheus `/metrics`
-//! endpoint.
+//! A small HTTP/1.1 server on tokio, used by the Device42 simulator.
 //!
 //! It owns connection handling only: parsing request heads with `httparse`, reading
 //! `Content-Length` bodies, keep-alive, optional TLS, and the ways a response can be delivered

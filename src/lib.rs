@@ -10,8 +10,8 @@
 //! - [`store`]: SQLite: pool and pragmas, migrations, one module per table. No HTTP.
 //! - [`jobs`]: the pull and push jobs, the only place where [`d42`] and [`store`] meet.
 //! - [`daemon`]: the long-running service: scheduler, signals, single-instance lock, systemd notify.
-//! - [`metrics`]: process-wide counters and the Prometheus text exposition.
-//! - [`httpd`]: a small HTTP/1.1 server used by the simulator and the metrics endpoint.
+//! - [`metrics`]: the [`metrics::Metrics`] handle passed to whoever records, and its exposition.
+//! - [`httpd`]: a small HTTP/1.1 server used by the simulator.
 //! - [`sim`]: the Device42 stand-in used by `simulate`, `demo`, the tests and the benchmark.
 //! - [`commands`]: what each subcommand does, as glue over the modules above.
 //! - [`time`]: timestamps as stored, and duration parsing.

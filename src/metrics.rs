@@ -1,47 +1,189 @@
-//! Process-wide counters and gauges, rendered in the Prometheus text format for `/metrics`.
+//! The service's metrics: a [`Metrics`] handle that the daemon (or a command) creates once and
+//! passes to whoever records (the client, its breaker, the jobs, the scheduler), rendered by
+//! prometheus-client in the OpenMetrics text format for `/metrics`.
 //!
-//! Plain atomics and small maps: the service has a handful of series, so a metrics library
-//! would add more than it saves.
+//! prometheus-client appends `_total` to counter samples, so a counter is registered as
+//! `d42sync_runs` and scraped as `d42sync_runs_total`; the run durations are one histogram,
+//! `d42sync_run_duration_seconds`, whose `_sum` and `_count` samples are the series the rules
+//! and the dashboard read.
 
+use crate::store::runs::RunTotal;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::{Metric, Registry};
 use std::collections::BTreeMap;
-use std::fmt::Write;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::{LazyLock, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 
-/// The process's metrics.
-pub static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::default);
+/// The content type of [`Metrics::render`]'s text, for the `/metrics` answer.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
-/// Every series the service exports.
-#[derive(Default)]
+/// Upper bounds (seconds) of the run duration buckets: a push of a few rows takes well under a
+/// second, a pull of a large inventory minutes.
+const RUN_SECONDS_BUCKETS: [f64; 11] = [
+    0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 900.0,
+];
+
+/// The queue statuses whose depth is exported, zero when no row has them.
+const QUEUE_STATUSES: [&str; 4] = ["pending", "sending", "done", "dead"];
+
+/// A handle on every series the service exports. Cheap to clone; clones record into the same
+/// series, and two handles made with [`Metrics::default`] share nothing.
+#[derive(Clone, Default)]
 pub struct Metrics {
-    /// HTTP requests to Device42 by status class ("2xx", ..., "error" for no answer).
-    http_requests: Mutex<BTreeMap<&'static str, u64>>,
-    /// Tokens obtained.
-    pub token_refreshes: AtomicU64,
-    /// Unix time at which the current token expires (0: none yet).
-    pub token_expires_at: AtomicI64,
-    /// Job runs by (job, outcome).
-    runs: Mutex<BTreeMap<(String, String), u64>>,
-    /// Sum and count of run durations by job, for a summary.
-    durations: Mutex<BTreeMap<String, (f64, u64)>>,
-    /// Unix time of the last successful run by job.
-    last_success: Mutex<BTreeMap<String, i64>>,
-    /// Scheduler ticks skipped because the job was still running, by job.
-    skipped: Mutex<BTreeMap<String, u64>>,
-    /// Devices stored after the last pull.
-    pub devices_stored: AtomicI64,
-    /// 1 while Device42 answers, 0 while the breaker holds calls.
-    pub device42_up: AtomicI64,
-    /// Times the breaker opened.
-    pub breaker_opened: AtomicU64,
-    /// Calls the open breaker refused without sending them.
-    pub calls_refused: AtomicU64,
-    /// Queue rows by status, refreshed after each push.
-    queue_depth: Mutex<BTreeMap<String, i64>>,
+    inner: Arc<Series>,
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ClassLabel {
+    class: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct JobLabel {
+    job: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RunLabels {
+    job: String,
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StatusLabel {
+    status: String,
+}
+
+/// The registry and the series registered in it (clones of the registered metrics share their
+/// values with them).
+struct Series {
+    registry: Registry,
+    /// HTTP requests to Device42 by status class ("2xx", ..., "error" for no answer).
+    http_requests: Family<ClassLabel, Counter>,
+    /// Tokens obtained.
+    token_refreshes: Counter,
+    /// Unix time at which the current token expires (0: none yet); exported as time left.
+    token_expires_at: Arc<AtomicI64>,
+    /// Job runs by (job, outcome).
+    runs: Family<RunLabels, Counter>,
+    /// Durations of finished runs by job.
+    run_seconds: Family<JobLabel, Histogram, fn() -> Histogram>,
+    /// Unix time of the last successful run by job.
+    last_success: Family<JobLabel, Gauge>,
+    /// Scheduler ticks skipped because the job was still running, by job.
+    skipped: Family<JobLabel, Counter>,
+    /// Devices stored after the last pull.
+    devices_stored: Gauge,
+    /// 1 while Device42 answers, 0 while the breaker holds calls.
+    device42_up: Gauge,
+    /// Times the breaker opened.
+    breaker_opened: Counter,
+    /// Calls the open breaker refused without sending them.
+    calls_refused: Counter,
+    /// Queue rows by status, refreshed after each push.
+    queue_depth: Family<StatusLabel, Gauge>,
+}
+
+fn run_histogram() -> Histogram {
+    Histogram::new(RUN_SECONDS_BUCKETS)
+}
+
+/// A family's name after the `d42sync_` prefix (a counter's samples add `_total`), and its help.
+type Described = (&'static str, &'static str);
+
+const HTTP_REQUESTS: Described = ("http_requests", "HTTP requests to Device42 by status class");
+const TOKEN_REFRESHES: Described = ("token_refreshes", "Device42 API tokens obtained");
+const RUNS: Described = ("runs", "Job runs by job and outcome");
+const RUN_SECONDS: Described = ("run_duration_seconds", "Seconds spent in job runs");
+const LAST_SUCCESS: Described = (
+    "last_success_timestamp_seconds",
+    "Unix time of the last successful run",
+);
+const SKIPPED: Described = (
+    "skipped_ticks",
+    "Ticks skipped because the job was still running",
+);
+const DEVICES: Described = ("devices_stored", "Devices in the local inventory");
+const DEVICE42_UP: Described = (
+    "device42_up",
+    "1 while Device42 answers, 0 while calls are paused after repeated failures",
+);
+const BREAKER_OPENED: Described = (
+    "breaker_opened",
+    "Times calls to Device42 were paused after repeated failures",
+);
+const CALLS_REFUSED: Described = (
+    "calls_refused",
+    "Calls to Device42 not sent because calls were paused",
+);
+const QUEUE_DEPTH: Described = ("queue_depth", "Building queue rows by status");
+
+/// Registers `metric` in `registry` as described; the clone returned shares its values.
+fn add<M: Metric + Clone>(registry: &mut Registry, (name, help): Described, metric: M) -> M {
+    registry.register(name, help, metric.clone());
+    metric
+}
+
+impl Default for Series {
+    fn default() -> Self {
+        let mut r = Registry::with_prefix("d42sync");
+        let token_expires_at = Arc::<AtomicI64>::default();
+        r.register_collector(Box::new(TokenExpiry(token_expires_at.clone())));
+        Series {
+            http_requests: add(&mut r, HTTP_REQUESTS, Family::default()),
+            token_refreshes: add(&mut r, TOKEN_REFRESHES, Counter::default()),
+            token_expires_at,
+            runs: add(&mut r, RUNS, Family::default()),
+            run_seconds: add(
+                &mut r,
+                RUN_SECONDS,
+                Family::new_with_constructor(run_histogram),
+            ),
+            last_success: add(&mut r, LAST_SUCCESS, Family::default()),
+            skipped: add(&mut r, SKIPPED, Family::default()),
+            devices_stored: add(&mut r, DEVICES, Gauge::default()),
+            device42_up: add(&mut r, DEVICE42_UP, Gauge::default()),
+            breaker_opened: add(&mut r, BREAKER_OPENED, Counter::default()),
+            calls_refused: add(&mut r, CALLS_REFUSED, Counter::default()),
+            queue_depth: add(&mut r, QUEUE_DEPTH, Family::default()),
+            registry: r,
+        }
+    }
+}
+
+/// `d42sync_token_expiry_seconds`: the time left on the current token, computed at each scrape
+/// from the expiry the client recorded.
+#[derive(Debug)]
+struct TokenExpiry(Arc<AtomicI64>);
+
+impl Collector for TokenExpiry {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let expires = self.0.load(Ordering::Relaxed);
+        let left = if expires == 0 {
+            0
+        } else {
+            (expires - chrono::Utc::now().timestamp()).max(0)
+        };
+        let gauge = ConstGauge::new(left);
+        let metric = encoder.encode_descriptor(
+            "token_expiry_seconds",
+            "Seconds until the current token expires.",
+            None,
+            gauge.metric_type(),
+        )?;
+        gauge.encode(metric)
+    }
 }
 
 impl Metrics {
@@ -55,202 +197,131 @@ impl Metrics {
             Some(_) => "5xx",
             None => "error",
         };
-        *lock(&self.http_requests).entry(class).or_default() += 1;
+        self.inner
+            .http_requests
+            .get_or_create(&ClassLabel { class })
+            .inc();
+    }
+
+    /// Counts a token obtained, which expires at `expires_at` (unix seconds).
+    pub fn token_obtained(&self, expires_at: i64) {
+        self.inner.token_refreshes.inc();
+        self.inner
+            .token_expires_at
+            .store(expires_at, Ordering::Relaxed);
     }
 
     /// Counts a run by outcome, without a duration (a run that never started its work).
     pub fn run_counted(&self, job: &str, outcome: &str) {
-        *lock(&self.runs)
-            .entry((job.to_string(), outcome.to_string()))
-            .or_default() += 1;
+        self.runs(job, outcome).inc();
     }
 
     /// Records a finished run.
     pub fn run_finished(&self, job: &str, outcome: &str, seconds: f64) {
         self.run_counted(job, outcome);
-        let mut d = lock(&self.durations);
-        let e = d.entry(job.to_string()).or_default();
-        e.0 += seconds;
-        e.1 += 1;
+        self.inner
+            .run_seconds
+            .get_or_create(&job_label(job))
+            .observe(seconds);
         if outcome == "ok" {
-            lock(&self.last_success).insert(job.to_string(), chrono::Utc::now().timestamp());
+            self.set_last_success(job, chrono::Utc::now().timestamp());
         }
     }
 
-    /// Records a skipped tick.
-    pub fn tick_skipped(&self, job: &str) {
-        *lock(&self.skipped).entry(job.to_string()).or_default() += 1;
-    }
-
-    /// Replaces the queue depth gauges.
-    pub fn set_queue_depth(&self, by_status: &BTreeMap<String, i64>) {
-        let mut q = lock(&self.queue_depth);
-        for status in ["pending", "sending", "done", "dead"] {
-            q.insert(
-                status.to_string(),
-                by_status.get(status).copied().unwrap_or(0),
-            );
+    /// Starts the run counters and last-success times from the runs the database holds, so a
+    /// restart does not reset them.
+    pub fn restore(&self, totals: &[RunTotal]) {
+        for total in totals {
+            self.runs(&total.job, &total.status)
+                .inc_by(total.runs.max(0) as u64);
+            let finished = total
+                .last_finished
+                .as_deref()
+                .and_then(crate::time::parse_iso);
+            if let ("ok", Some(at)) = (total.status.as_str(), finished) {
+                self.set_last_success(&total.job, at.timestamp());
+            }
         }
     }
 
     /// Unix time of the last successful run of `job`.
     pub fn last_success(&self, job: &str) -> Option<i64> {
-        lock(&self.last_success).get(job).copied()
+        self.inner
+            .last_success
+            .get(&job_label(job))
+            .map(|g| g.get())
     }
 
-    /// The Prometheus text exposition of every series.
+    /// Counts a scheduler tick skipped because `job` was still running.
+    pub fn tick_skipped(&self, job: &str) {
+        self.inner.skipped.get_or_create(&job_label(job)).inc();
+    }
+
+    /// Replaces the queue depth gauges.
+    pub fn set_queue_depth(&self, by_status: &BTreeMap<String, i64>) {
+        for status in QUEUE_STATUSES {
+            let depth = by_status.get(status).copied().unwrap_or(0);
+            let label = StatusLabel {
+                status: status.to_string(),
+            };
+            self.inner.queue_depth.get_or_create(&label).set(depth);
+        }
+    }
+
+    /// Sets the number of devices in the local inventory.
+    pub fn set_devices_stored(&self, devices: i64) {
+        self.inner.devices_stored.set(devices);
+    }
+
+    /// The number of devices in the local inventory, as last set.
+    pub fn devices_stored(&self) -> i64 {
+        self.inner.devices_stored.get()
+    }
+
+    /// Sets whether Device42 answers (`false` while the breaker holds calls).
+    pub fn set_device42_up(&self, up: bool) {
+        self.inner.device42_up.set(i64::from(up));
+    }
+
+    /// Counts the breaker opening.
+    pub fn breaker_opened(&self) {
+        self.inner.breaker_opened.inc();
+    }
+
+    /// Counts a call the open breaker refused.
+    pub fn call_refused(&self) {
+        self.inner.calls_refused.inc();
+    }
+
+    /// The OpenMetrics text exposition of every series, served with [`CONTENT_TYPE`].
     pub fn render(&self) -> String {
         let mut out = String::new();
-        let by = |label: &str, v: &str| format!("{{{label}=\"{v}\"}}");
-        let http = lock(&self.http_requests)
-            .iter()
-            .map(|(c, v)| (by("class", c), v.to_string()))
-            .collect();
-        family(
-            &mut out,
-            "d42sync_http_requests_total",
-            "counter",
-            "HTTP requests to Device42 by status class.",
-            http,
-        );
-        let refreshes = vec![(
-            String::new(),
-            self.token_refreshes.load(Ordering::Relaxed).to_string(),
-        )];
-        family(
-            &mut out,
-            "d42sync_token_refreshes_total",
-            "counter",
-            "Device42 API tokens obtained.",
-            refreshes,
-        );
-        let expires = self.token_expires_at.load(Ordering::Relaxed);
-        let left = if expires == 0 {
-            0
-        } else {
-            (expires - chrono::Utc::now().timestamp()).max(0)
-        };
-        let expiry = vec![(String::new(), left.to_string())];
-        family(
-            &mut out,
-            "d42sync_token_expiry_seconds",
-            "gauge",
-            "Seconds until the current token expires.",
-            expiry,
-        );
-        let runs = lock(&self.runs)
-            .iter()
-            .map(|((job, outcome), v)| {
-                (
-                    format!("{{job=\"{job}\",outcome=\"{outcome}\"}}"),
-                    v.to_string(),
-                )
-            })
-            .collect();
-        family(
-            &mut out,
-            "d42sync_runs_total",
-            "counter",
-            "Job runs by job and outcome.",
-            runs,
-        );
-        let durations = lock(&self.durations).clone();
-        let sums = durations
-            .iter()
-            .map(|(j, (sum, _))| (by("job", j), format!("{sum:.3}")))
-            .collect();
-        family(
-            &mut out,
-            "d42sync_run_duration_seconds_sum",
-            "counter",
-            "Total seconds spent in job runs.",
-            sums,
-        );
-        let counts = durations
-            .iter()
-            .map(|(j, (_, n))| (by("job", j), n.to_string()))
-            .collect();
-        family(
-            &mut out,
-            "d42sync_run_duration_seconds_count",
-            "counter",
-            "Job runs timed.",
-            counts,
-        );
-        let last = lock(&self.last_success)
-            .iter()
-            .map(|(j, t)| (by("job", j), t.to_string()))
-            .collect();
-        family(
-            &mut out,
-            "d42sync_last_success_timestamp_seconds",
-            "gauge",
-            "Unix time of the last successful run.",
-            last,
-        );
-        let skipped = lock(&self.skipped)
-            .iter()
-            .map(|(j, v)| (by("job", j), v.to_string()))
-            .collect();
-        family(
-            &mut out,
-            "d42sync_skipped_ticks_total",
-            "counter",
-            "Ticks skipped because the job was still running.",
-            skipped,
-        );
-        let devices = vec![(
-            String::new(),
-            self.devices_stored.load(Ordering::Relaxed).to_string(),
-        )];
-        family(
-            &mut out,
-            "d42sync_devices_stored",
-            "gauge",
-            "Devices in the local inventory.",
-            devices,
-        );
-        let one = |v: String| vec![(String::new(), v)];
-        family(
-            &mut out,
-            "d42sync_device42_up",
-            "gauge",
-            "1 while Device42 answers, 0 while calls are paused after repeated failures.",
-            one(self.device42_up.load(Ordering::Relaxed).to_string()),
-        );
-        family(
-            &mut out,
-            "d42sync_breaker_opened_total",
-            "counter",
-            "Times calls to Device42 were paused after repeated failures.",
-            one(self.breaker_opened.load(Ordering::Relaxed).to_string()),
-        );
-        family(
-            &mut out,
-            "d42sync_calls_refused_total",
-            "counter",
-            "Calls to Device42 not sent because calls were paused.",
-            one(self.calls_refused.load(Ordering::Relaxed).to_string()),
-        );
-        let queue = lock(&self.queue_depth)
-            .iter()
-            .map(|(s, v)| (by("status", s), v.to_string()))
-            .collect();
-        family(
-            &mut out,
-            "d42sync_queue_depth",
-            "gauge",
-            "Building queue rows by status.",
-            queue,
-        );
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.inner.registry);
         out
+    }
+
+    fn runs(&self, job: &str, outcome: &str) -> Counter {
+        let labels = RunLabels {
+            job: job.to_string(),
+            outcome: outcome.to_string(),
+        };
+        self.inner.runs.get_or_create_owned(&labels)
+    }
+
+    fn set_last_success(&self, job: &str, at: i64) {
+        self.inner
+            .last_success
+            .get_or_create(&job_label(job))
+            .set(at);
     }
 }
 
-/// Writes one metric family: its HELP and TYPE lines, then its samples (labels, value).
-fn family(out: &mut String, name: &str, kind: &str, help: &str, samples: Vec<(String, String)>) {
-    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-    for (labels, value) in samples {
-        let _ = writeln!(out, "{name}{labels} {value}");
+fn job_label(job: &str) -> JobLabel {
+    JobLabel {
+        job: job.to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -82,7 +82,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let _lock = crate::daemon::lock::InstanceLock::acquire(&settings.database.path)?;
     let db = Db::open(&settings.database.path).await?;
     crate::daemon::recover(&db).await?;
-    let client = Client::new(&settings.device42).map_err(|e| anyhow::anyhow!(e))?;
+    let client = Client::new(&settings.device42, crate::metrics::Metrics::default())
+        .map_err(|e| anyhow::anyhow!(e))?;
     let stop = CancellationToken::new();
 
     say!(

@@ -140,7 +140,9 @@ async fn one_shot(settings: &Settings) -> anyhow::Result<OneShot> {
     let lock = InstanceLock::acquire(&settings.database.path)?;
     let db = Db::open(&settings.database.path).await?;
     daemon::recover(&db).await?;
-    let client = Client::new(&settings.device42).map_err(|e| anyhow::anyhow!(e))?;
+    // Nothing serves a one-shot command's metrics; the client and the job record into their own.
+    let client = Client::new(&settings.device42, crate::metrics::Metrics::default())
+        .map_err(|e| anyhow::anyhow!(e))?;
     Ok(OneShot {
         _lock: lock,
         db,
@@ -279,10 +281,13 @@ async fn check_config(settings: &Settings, connect: bool) -> anyhow::Result<()> 
         return Ok(());
     }
     settings.device42.secret_key.get()?;
-    let client = Client::new(&settings.device42).map_err(|message| ConfigError {
-        key: "device42.ca_file".into(),
-        message,
-    })?;
+    let client =
+        Client::new(&settings.device42, crate::metrics::Metrics::default()).map_err(|message| {
+            ConfigError {
+                key: "device42.ca_file".into(),
+                message,
+            }
+        })?;
     say!("config ok");
     if connect {
         client

@@ -14,6 +14,7 @@ use super::retry::breaker::{Breaker, Gate};
 use super::retry::{self, Retrier, RetryPolicy};
 use super::transport::Transport;
 use crate::config::Device42Settings;
+use crate::metrics::Metrics;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,7 +29,7 @@ pub struct Client {
 
 /// What a client's clones share.
 struct Inner {
-    /// The connection to the appliance.
+    /// The connection to the appliance; it counts the requests into the metrics.
     transport: Transport,
     /// The credentials and the token.
     auth: Auth,
@@ -48,9 +49,10 @@ impl std::fmt::Debug for Client {
 }
 
 impl Client {
-    /// Builds the client from settings. Fails only on TLS material that cannot be used.
-    pub fn new(s: &Device42Settings) -> Result<Self, String> {
-        Self::with_breaker(s, None)
+    /// Builds the client from settings, recording into `metrics`. Fails only on TLS material
+    /// that cannot be used.
+    pub fn new(s: &Device42Settings, metrics: Metrics) -> Result<Self, String> {
+        Self::with_breaker(s, None, metrics)
     }
 
     /// Builds the client for reloaded settings. When they name the same appliance and the same
@@ -61,13 +63,18 @@ impl Client {
         let breaker = old.retry.breaker();
         let same = *old.transport.base() == s.base_url
             && breaker.is_configured_as(s.breaker_failures, s.breaker_probe_interval);
-        Self::with_breaker(s, same.then(|| Arc::clone(breaker)))
+        let metrics = old.transport.metrics().clone();
+        Self::with_breaker(s, same.then(|| Arc::clone(breaker)), metrics)
     }
 
-    fn with_breaker(s: &Device42Settings, breaker: Option<Arc<Breaker>>) -> Result<Self, String> {
+    fn with_breaker(
+        s: &Device42Settings,
+        breaker: Option<Arc<Breaker>>,
+        metrics: Metrics,
+    ) -> Result<Self, String> {
         let secret_key = s.secret_key.get().map_err(|e| e.to_string())?.clone();
         let auth = Auth::new(s.client_key.clone(), secret_key);
-        let transport = Transport::new(s)?;
+        let transport = Transport::new(s, metrics.clone())?;
         let policy = RetryPolicy {
             max_retries: s.max_retries,
             base: s.retry_base,
@@ -75,7 +82,7 @@ impl Client {
             max_retry_after: s.max_retry_after,
         };
         let breaker = breaker.unwrap_or_else(|| {
-            Arc::new(Breaker::new(s.breaker_failures, s.breaker_probe_interval))
+            Arc::new(Breaker::new(s.breaker_failures, s.breaker_probe_interval, metrics))
         });
         Ok(Self {
             inner: Arc::new(Inner {
@@ -112,6 +119,11 @@ impl Client {
     /// Whether certificate verification is off (warned about on every pull).
     pub fn is_insecure(&self) -> bool {
         self.inner.transport.is_insecure()
+    }
+
+    /// The metrics this client records into, which the jobs run with it record into too.
+    pub fn metrics(&self) -> &Metrics {
+        self.inner.transport.metrics()
     }
 
     /// Time left on the current token.

@@ -7,7 +7,7 @@ use super::dns::SystemResolver;
 use super::error::Error;
 use super::exchange::{Body, Request, parse_http_date, parse_retry_after};
 use crate::config::Device42Settings;
-use crate::metrics::METRICS;
+use crate::metrics::Metrics;
 use reqwest::RequestBuilder;
 use reqwest::header::{CONTENT_TYPE, DATE, RETRY_AFTER};
 use std::sync::Arc;
@@ -32,11 +32,14 @@ pub struct Transport {
     insecure: bool,
     /// What a failed connection's message needs of the settings.
     failure: failure::Settings,
+    /// Where every exchange is counted by its status.
+    metrics: Metrics,
 }
 
 impl Transport {
-    /// The connection for `s`. Fails only on TLS material that cannot be used.
-    pub fn new(s: &Device42Settings) -> Result<Self, String> {
+    /// The connection for `s`, counting its exchanges into `metrics`. Fails only on TLS
+    /// material that cannot be used.
+    pub fn new(s: &Device42Settings, metrics: Metrics) -> Result<Self, String> {
         let mut builder = reqwest::Client::builder()
             .connect_timeout(s.connect_timeout)
             .timeout(s.request_timeout)
@@ -68,7 +71,13 @@ impl Transport {
                 connect_timeout: s.connect_timeout,
                 request_timeout: s.request_timeout,
             },
+            metrics,
         })
+    }
+
+    /// The metrics this connection counts into.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
     /// The appliance's base URL.
@@ -100,7 +109,8 @@ impl Transport {
             .send()
             .await
             .map_err(|e| failure::classify(&e, endpoint.clone(), self.failure));
-        METRICS.http_request(response.as_ref().ok().map(|r| r.status().as_u16()));
+        let status = response.as_ref().ok().map(|r| r.status().as_u16());
+        self.metrics.http_request(status);
         self.read(endpoint, response?).await
     }
 

@@ -5,7 +5,7 @@
 //! - [`scheduler`]: cron ticks, no overlap, tracked runs.
 //! - [`signals`]: stop and reload requests.
 //! - [`notify`]: READY/WATCHDOG/STATUS/STOPPING for systemd.
-//! - [`http`]: `/metrics` and `/healthz`.
+//! - [`http`]: `/metrics` and `/healthz`, on axum.
 //! - [`control`]: the socket through which `pull`, `push` and `status` from a shell reach it.
 //!
 //! Start-up order: lock, database and migrations, recovery of what a crash left (`running` runs
@@ -22,6 +22,7 @@ pub mod signals;
 use crate::config::{self, Settings};
 use crate::d42::Client;
 use crate::jobs::{pull_devices, push_buildings};
+use crate::metrics::Metrics;
 use crate::store::{Db, devices, queue, runs};
 use scheduler::{JobFn, Scheduler};
 use std::path::PathBuf;
@@ -36,6 +37,8 @@ pub struct Context {
     pub db: Db,
     /// The settings and client now in force (a valid SIGHUP reload swaps both).
     current: RwLock<(Arc<Settings>, Client)>,
+    /// The daemon's metrics, which the clients, jobs and scheduler record into.
+    metrics: Metrics,
     /// When the daemon started (unix seconds), for the health check's grace.
     started_at: i64,
     /// Unix milliseconds of the main loop's last turn.
@@ -75,9 +78,11 @@ impl Context {
         }
         let (settings, _) = self.current();
         let allowed = 3 * settings.devices.schedule.period().as_secs() as i64;
-        let last = crate::metrics::METRICS
-            .last_success("pull_devices")
-            .unwrap_or(self.started_at);
+        // A success restored from before the start does not shorten the start-up grace.
+        let last = self
+            .metrics
+            .last_success(PULL)
+            .map_or(self.started_at, |t| t.max(self.started_at));
         let age = now_ms / 1000 - last;
         if age > allowed {
             return Err(format!(
@@ -96,21 +101,22 @@ pub async fn run(config_path: PathBuf, settings: Settings) -> anyhow::Result<()>
     let _lock = lock::InstanceLock::acquire(&settings.database.path)?;
     let db = Db::open(&settings.database.path).await?;
     recover(&db).await?;
-    let client = Client::new(&settings.device42).map_err(|e| anyhow::anyhow!(e))?;
+    let metrics = Metrics::default();
+    metrics.restore(&runs::totals(&db).await?);
+    metrics.set_devices_stored(devices::count(&db).await.unwrap_or(0));
+    let client =
+        Client::new(&settings.device42, metrics.clone()).map_err(|e| anyhow::anyhow!(e))?;
     let notifier = notify::Notifier::from_env();
     let settings = Arc::new(settings);
     let ctx = Arc::new(Context {
         db,
         current: RwLock::new((settings.clone(), client)),
+        metrics: metrics.clone(),
         started_at: chrono::Utc::now().timestamp(),
         loop_alive: AtomicI64::new(chrono::Utc::now().timestamp_millis()),
     });
-    crate::metrics::METRICS.devices_stored.store(
-        devices::count(&ctx.db).await.unwrap_or(0),
-        Ordering::Relaxed,
-    );
 
-    let scheduler = Arc::new(Scheduler::new(stop.clone()).await?);
+    let scheduler = Arc::new(Scheduler::new(stop.clone(), metrics.clone()).await?);
     schedule_jobs(&scheduler, &ctx, &settings).await?;
     scheduler.start().await?;
     let socket = control::socket_path(&settings.database.path);
@@ -126,7 +132,14 @@ pub async fn run(config_path: PathBuf, settings: Settings) -> anyhow::Result<()>
         }
     };
     let metrics_server = match settings.metrics.listen {
-        Some(addr) => Some(http::serve(addr, ctx.clone(), stop.clone()).await?),
+        Some(addr) => {
+            let health = ctx.clone();
+            let endpoint = http::Endpoint {
+                metrics,
+                health: Arc::new(move || health.healthy()),
+            };
+            Some(http::serve(addr, endpoint, stop.clone()).await?)
+        }
         None => None,
     };
     // A first pull right away when the inventory is stale, rather than waiting for the schedule.
@@ -343,9 +356,7 @@ async fn status_line(ctx: &Context) -> String {
         Ok(c) => format!("queue pending {} dead {}", c["pending"], c["dead"]),
         Err(_) => String::new(),
     };
-    let devices = crate::metrics::METRICS
-        .devices_stored
-        .load(Ordering::Relaxed);
+    let devices = ctx.metrics.devices_stored();
     let outage = if ctx.current().1.is_paused() {
         "Device42 unreachable, calls paused; "
     } else {

@@ -5,7 +5,7 @@
 //! stalls the ticker. A one-second heartbeat job proves the ticker itself is alive.
 
 use crate::config::Schedule;
-use crate::metrics::METRICS;
+use crate::metrics::Metrics;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -33,6 +33,8 @@ pub struct Scheduler {
     heartbeat: Arc<AtomicI64>,
     /// The jobs by name, with the id the cron scheduler knows them by.
     jobs: tokio::sync::Mutex<Vec<(String, Arc<Runner>, JobId)>>,
+    /// Counts the ticks skipped.
+    metrics: Metrics,
 }
 
 /// Whether a run of a job is going on. A reload replaces a job's body but keeps this, so a run
@@ -59,6 +61,7 @@ struct Runner {
     state: Arc<RunState>,
     tracker: TaskTracker,
     stop: CancellationToken,
+    metrics: Metrics,
 }
 
 impl Runner {
@@ -69,7 +72,7 @@ impl Runner {
         }
         if !self.state.try_start() {
             tracing::debug!(job = %self.name, "tick skipped: the previous run is still going");
-            METRICS.tick_skipped(&self.name);
+            self.metrics.tick_skipped(&self.name);
             return;
         }
         let this = self.clone();
@@ -81,8 +84,8 @@ impl Runner {
 }
 
 impl Scheduler {
-    /// A stopped scheduler; `stop` is the service's stop token.
-    pub async fn new(stop: CancellationToken) -> anyhow::Result<Self> {
+    /// A stopped scheduler; `stop` is the service's stop token, `metrics` counts skipped ticks.
+    pub async fn new(stop: CancellationToken, metrics: Metrics) -> anyhow::Result<Self> {
         let inner = JobScheduler::new().await?;
         let heartbeat = Arc::new(AtomicI64::new(now_ms()));
         let beat = heartbeat.clone();
@@ -102,6 +105,7 @@ impl Scheduler {
             stop,
             heartbeat,
             jobs: Default::default(),
+            metrics,
         })
     }
 
@@ -123,6 +127,7 @@ impl Scheduler {
             state,
             tracker: self.tracker.clone(),
             stop: self.stop.clone(),
+            metrics: self.metrics.clone(),
         });
         let ticking = runner.clone();
         let job = Job::new_async_tz(schedule.expr.as_str(), chrono::Utc, move |_, _| {
@@ -255,7 +260,9 @@ mod tests {
 
     #[tokio::test]
     async fn a_job_replaced_during_a_run_runs_again_once_that_run_ends() {
-        let scheduler = Scheduler::new(CancellationToken::new()).await.unwrap();
+        let scheduler = Scheduler::new(CancellationToken::new(), Metrics::default())
+            .await
+            .unwrap();
         let (runs, gate) = (Arc::new(AtomicUsize::new(0)), Arc::new(Semaphore::new(0)));
         let job = gated_job(runs.clone(), gate.clone());
         scheduler.add("j", &yearly(), job.clone()).await.unwrap();
@@ -275,7 +282,9 @@ mod tests {
 
     #[tokio::test]
     async fn a_requested_run_waits_for_the_running_one_and_returns_its_result() {
-        let scheduler = Scheduler::new(CancellationToken::new()).await.unwrap();
+        let scheduler = Scheduler::new(CancellationToken::new(), Metrics::default())
+            .await
+            .unwrap();
         let (runs, gate) = (Arc::new(AtomicUsize::new(0)), Arc::new(Semaphore::new(0)));
         scheduler
             .add("j", &yearly(), gated_job(runs.clone(), gate.clone()))

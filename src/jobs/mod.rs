@@ -48,7 +48,7 @@ impl Start {
                     probe_in_s = retry_in.as_secs(),
                     "Device42 unreachable; run skipped"
                 );
-                crate::metrics::METRICS.run_counted(job.as_str(), "paused");
+                client.metrics().run_counted(job.as_str(), "paused");
                 Err(RunReport {
                     run_id: None,
                     outcome: "paused",

@@ -14,7 +14,6 @@ use super::{RunReport, Start};
 use crate::config::DevicesSettings;
 use crate::d42::{self, Client};
 use crate::device::DeviceColumns;
-use crate::metrics::METRICS;
 use crate::store::Db;
 use crate::store::devices::{self, ApplyOutcome, DeleteGuard, PageCounts, PullStage, StageRow};
 use crate::store::pages::{KnownPage, KnownPages, SeenPage};
@@ -138,9 +137,9 @@ pub async fn run(
                     removed = counts.removed, duration_ms = duration.as_millis() as u64,
                     "pull finished"
                 );
-                METRICS.run_finished(Job::PullDevices.as_str(), "ok", duration.as_secs_f64());
+                client.metrics().run_finished(Job::PullDevices.as_str(), "ok", duration.as_secs_f64());
                 prune(db, settings).await;
-                METRICS.devices_stored.store(devices::count(db).await.unwrap_or(0), std::sync::atomic::Ordering::Relaxed);
+                client.metrics().set_devices_stored(devices::count(db).await.unwrap_or(0));
                 Ok(RunReport { run_id: Some(run_id), outcome: "ok", counts, duration })
             }
             Ok((ApplyOutcome::Held { stored, incoming, removing }, _)) => {
@@ -149,7 +148,7 @@ pub async fn run(
                     "pull held: it would remove more devices than devices.max_delete_fraction allows; \
                      nothing changed; run `d42sync pull --allow-mass-delete` to apply it"
                 );
-                METRICS.run_finished(Job::PullDevices.as_str(), "held", duration.as_secs_f64());
+                client.metrics().run_finished(Job::PullDevices.as_str(), "held", duration.as_secs_f64());
                 let counts = RunCounts { items: incoming, removed: removing, ..Default::default() };
                 Ok(RunReport { run_id: Some(run_id), outcome: "held", counts, duration })
             }
@@ -164,7 +163,7 @@ pub async fn run(
                 } else {
                     tracing::error!(endpoint = %settings.endpoint, error = %message, duration_ms = duration.as_millis() as u64, "pull failed; devices unchanged");
                 }
-                METRICS.run_finished(Job::PullDevices.as_str(), "failed", duration.as_secs_f64());
+                client.metrics().run_finished(Job::PullDevices.as_str(), "failed", duration.as_secs_f64());
                 if let Err(record) = runs::finish(db, run_id, RunStatus::Failed, RunCounts::default(), Some(&message)).await {
                     tracing::warn!(error = %record, "could not record the failed run");
                 }

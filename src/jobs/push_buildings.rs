@@ -25,7 +25,6 @@ use super::backoff;
 use super::{RunReport, Start};
 use crate::config::BuildingsSettings;
 use crate::d42::{self, BUILDINGS_PATH, Client};
-use crate::metrics::METRICS;
 use crate::store::Db;
 use crate::store::queue::{self, QueuedBuilding};
 use crate::store::runs::{self, Job, RunCounts, RunStatus};
@@ -70,7 +69,7 @@ pub async fn run(
     let start = match Start::of(client, Job::PushBuildings, started) {
         Ok(start) => start,
         Err(skipped) => {
-            refresh_queue_metrics(db).await;
+            refresh_queue_metrics(db, client).await;
             return Ok(skipped);
         }
     };
@@ -101,7 +100,7 @@ async fn run_inner(
     };
     let mut batch = queue::claim_due(db, &due_before, first).await?;
     if batch.is_empty() {
-        refresh_queue_metrics(db).await;
+        refresh_queue_metrics(db, client).await;
         prune(db, settings).await;
         return Ok(RunReport {
             run_id: None,
@@ -169,7 +168,7 @@ async fn run_inner(
             RunStatus::Ok
         };
         runs::finish(db, run_id, status, counts, failure.as_deref()).await?;
-        refresh_queue_metrics(db).await;
+        refresh_queue_metrics(db, client).await;
         prune(db, settings).await;
         let outcome = match &failure {
             None => {
@@ -180,11 +179,15 @@ async fn run_inner(
                     duration_ms = duration.as_millis() as u64,
                     "push finished"
                 );
-                METRICS.run_finished(Job::PushBuildings.as_str(), "ok", duration.as_secs_f64());
+                client.metrics().run_finished(
+                    Job::PushBuildings.as_str(),
+                    "ok",
+                    duration.as_secs_f64(),
+                );
                 "ok"
             }
             Some(e) => {
-                METRICS.run_finished(
+                client.metrics().run_finished(
                     Job::PushBuildings.as_str(),
                     "failed",
                     duration.as_secs_f64(),
@@ -334,9 +337,9 @@ async fn retry_later(
     Ok(())
 }
 
-async fn refresh_queue_metrics(db: &Db) {
+async fn refresh_queue_metrics(db: &Db, client: &Client) {
     if let Ok(counts) = queue::counts(db).await {
-        METRICS.set_queue_depth(&counts);
+        client.metrics().set_queue_depth(&counts);
     }
 }
 

@@ -170,6 +170,30 @@ pub async fn last_ok(db: &Db, job: Job) -> Result<Option<RunRow>, StoreError> {
     .await?)
 }
 
+/// The finished runs of one job with one status, as the database holds them.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct RunTotal {
+    /// `sync_runs.job`.
+    pub job: String,
+    /// `sync_runs.status`: `ok`, `failed` or `held`.
+    pub status: String,
+    /// How many such runs are kept.
+    pub runs: i64,
+    /// When the latest of them finished.
+    pub last_finished: Option<String>,
+}
+
+/// The finished runs by job and status, with the latest finish of each: what the run counters
+/// and last-success times start from after a restart.
+pub async fn totals(db: &Db) -> Result<Vec<RunTotal>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT job, status, count(*) AS runs, max(finished_at) AS last_finished \
+         FROM sync_runs WHERE status != 'running' GROUP BY job, status ORDER BY job, status",
+    )
+    .fetch_all(&db.pool)
+    .await?)
+}
+
 /// Deletes runs finished before `before` that no kept change row refers to, keeping the latest
 /// run of each job.
 pub async fn prune(db: &Db, before: &str) -> Result<u64, StoreError> {
@@ -183,3 +207,6 @@ pub async fn prune(db: &Db, before: &str) -> Result<u64, StoreError> {
     )
     .await
 }
+
+#[cfg(test)]
+mod tests;

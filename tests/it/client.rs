@@ -139,7 +139,7 @@ async fn bad_credentials_give_one_auth_error_and_no_retry_storm() {
     let env = TestEnv::start(SimConfig::default(), "").await;
     let mut settings = env.settings();
     settings.device42.secret_key = d42sync::config::SecretKey::Loaded("wrong".to_string().into());
-    let client = d42sync::d42::Client::new(&settings.device42).unwrap();
+    let client = d42sync::d42::Client::new(&settings.device42, Default::default()).unwrap();
     let err = client.get(DEVICES, &page()).await.unwrap_err();
     assert!(matches!(err, Error::Auth { status: 500, .. }), "{err}");
     assert!(err.to_string().contains("permission"), "{err}");

@@ -861,3 +861,78 @@ async fn a_notification_socket_nobody_reads_never_blocks_a_stop() {
         "a full notification queue does not hold up the stop"
     );
 }
+
+/// The value of `series` on the `/metrics` of the daemon listening on `port`, once it answers
+/// with one.
+async fn wait_for_sample(port: u16, series: &str) -> f64 {
+    let url = format!("http://127.0.0.1:{port}/metrics");
+    let started = Instant::now();
+    loop {
+        if let Ok(answer) = http_client().get(&url).send().await
+            && let Ok(text) = answer.text().await
+            && let Some(value) = text
+                .lines()
+                .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        {
+            return value.parse().unwrap();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "no {series} on /metrics"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn after_a_restart_metrics_start_from_the_runs_the_database_holds() {
+    let port = free_port();
+    let yearly = "schedule = \"0 0 0 1 1 *\"";
+    let env = TestEnv::start(
+        SimConfig {
+            devices: 50,
+            ..SimConfig::default()
+        },
+        &format!(
+            "[devices]\n{yearly}\n[buildings]\n{yearly}\n[metrics]\nlisten = \"127.0.0.1:{port}\""
+        ),
+    )
+    .await;
+    let ok_pulls = "d42sync_runs_total{job=\"pull_devices\",outcome=\"ok\"}";
+    let last_pull = "d42sync_last_success_timestamp_seconds{job=\"pull_devices\"}";
+    // The empty inventory is stale: the first daemon pulls as it starts.
+    let mut first = spawn_run(&env, Stdio::null());
+    assert_eq!(wait_for_sample(port, ok_pulls).await, 1.0);
+    let before = wait_for_sample(port, last_pull).await;
+    sigterm(&first);
+    assert_eq!(
+        wait_exit(&mut first, Duration::from_secs(10)).await,
+        Some(0)
+    );
+
+    // The inventory is fresh now: the second daemon does not pull.
+    let mut second = spawn_run(&env, Stdio::null());
+    let runs_after = wait_for_sample(port, ok_pulls).await;
+    let after = wait_for_sample(port, last_pull).await;
+    sigterm(&second);
+    assert_eq!(
+        wait_exit(&mut second, Duration::from_secs(10)).await,
+        Some(0)
+    );
+
+    assert_eq!(runs_after, 1.0, "the run counted before the restart");
+    assert!(
+        (after - before).abs() <= 1.0,
+        "last success {before} before the restart, {after} after"
+    );
+    let db = env.db().await;
+    let finished: String = sqlx::query_scalar(
+        "SELECT finished_at FROM sync_runs WHERE job = 'pull_devices' AND status = 'ok'",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    db.close().await;
+    let finished = d42sync::time::parse_iso(&finished).unwrap().timestamp();
+    assert_eq!(after as i64, finished, "the finish time the database holds");
+}

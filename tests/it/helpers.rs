@@ -74,7 +74,7 @@ impl TestEnv {
     }
 
     pub fn client(&self) -> Client {
-        Client::new(&self.settings().device42).unwrap()
+        Client::new(&self.settings().device42, Default::default()).unwrap()
     }
 
     pub async fn db(&self) -> Db {

@@ -10,11 +10,9 @@ use super::error::{Error, excerpt, never_quote};
 use super::exchange::{Body, Request};
 use super::models::{self, TokenGrant};
 use super::transport::Transport;
-use crate::metrics::METRICS;
 use chrono::{DateTime, Utc};
 use reqwest::header::{AUTHORIZATION, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 use token::TokenCache;
 
@@ -92,12 +90,9 @@ impl Auth {
         }
         let body = outcome(body)?;
         let grant = models::parse_token(&body.bytes).map_err(|cause| body.bad(cause))?;
-        METRICS.token_refreshes.fetch_add(1, Ordering::Relaxed);
         let lifetime = token::planned_lifetime(&grant, body.date);
         let expires_at = Utc::now() + chrono::Duration::from_std(lifetime).unwrap_or_default();
-        METRICS
-            .token_expires_at
-            .store(expires_at.timestamp(), Ordering::Relaxed);
+        transport.metrics().token_obtained(expires_at.timestamp());
         tracing::info!(
             token_id = grant.token_id,
             lifetime_s = lifetime.as_secs_f64(),

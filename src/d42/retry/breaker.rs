@@ -11,9 +11,8 @@
 //!
 //! Time is passed in, so the rules are tested without sleeping.
 
-use crate::metrics::METRICS;
+use crate::metrics::Metrics;
 use std::sync::Mutex;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 /// What a job may do now.
@@ -38,6 +37,8 @@ pub struct Breaker {
     /// Time between probes while open.
     probe_interval: Duration,
     state: Mutex<State>,
+    /// Where the breaker reports Device42 up or down, its openings and the calls it refused.
+    metrics: Metrics,
 }
 
 #[derive(Debug, Default)]
@@ -91,13 +92,14 @@ impl Drop for Permit<'_> {
 
 impl Breaker {
     /// A closed breaker that opens after `threshold` failed calls in a row (0: never) and then
-    /// probes once per `probe_interval`.
-    pub fn new(threshold: u32, probe_interval: Duration) -> Breaker {
-        METRICS.device42_up.store(1, Ordering::Relaxed);
+    /// probes once per `probe_interval`, reporting into `metrics`.
+    pub fn new(threshold: u32, probe_interval: Duration, metrics: Metrics) -> Breaker {
+        metrics.set_device42_up(true);
         Breaker {
             threshold,
             probe_interval,
             state: Mutex::new(State::default()),
+            metrics,
         }
     }
 
@@ -148,7 +150,7 @@ impl Breaker {
                 true
             }
             Some(open) => {
-                METRICS.calls_refused.fetch_add(1, Ordering::Relaxed);
+                self.metrics.call_refused();
                 return Err(if open.probing {
                     self.probe_interval
                 } else {
@@ -167,7 +169,7 @@ impl Breaker {
         let mut state = self.lock();
         state.failures = 0;
         if let Some(open) = state.open.take() {
-            METRICS.device42_up.store(1, Ordering::Relaxed);
+            self.metrics.set_device42_up(true);
             tracing::info!(
                 outage_s = (now - open.since).as_secs(),
                 probes = open.probes,
@@ -195,8 +197,8 @@ impl Breaker {
                     probing: false,
                     probes: 0,
                 });
-                METRICS.device42_up.store(0, Ordering::Relaxed);
-                METRICS.breaker_opened.fetch_add(1, Ordering::Relaxed);
+                self.metrics.set_device42_up(false);
+                self.metrics.breaker_opened();
                 tracing::warn!(
                     failures,
                     probe_every_s = self.probe_interval.as_secs(),
@@ -221,7 +223,7 @@ mod tests {
 
     #[test]
     fn opens_only_after_threshold_failures_in_a_row() {
-        let b = Breaker::new(3, EVERY);
+        let b = Breaker::new(3, EVERY, Metrics::default());
         let t = Instant::now();
         fail(&b, t);
         fail(&b, t);
@@ -240,7 +242,7 @@ mod tests {
 
     #[test]
     fn one_probe_per_interval_and_an_answer_closes() {
-        let b = Breaker::new(1, EVERY);
+        let b = Breaker::new(1, EVERY, Metrics::default());
         let t = Instant::now();
         fail(&b, t);
         assert!(b.admit(t + EVERY - Duration::from_millis(1)).is_err());
@@ -265,7 +267,7 @@ mod tests {
 
     #[test]
     fn a_cancelled_probe_frees_the_slot_at_once() {
-        let b = Breaker::new(1, EVERY);
+        let b = Breaker::new(1, EVERY, Metrics::default());
         let t = Instant::now();
         fail(&b, t);
         drop(b.admit(t + EVERY).unwrap());
@@ -275,7 +277,7 @@ mod tests {
 
     #[test]
     fn calls_admitted_before_it_opened_neither_extend_nor_report_it() {
-        let b = Breaker::new(1, EVERY);
+        let b = Breaker::new(1, EVERY, Metrics::default());
         let t = Instant::now();
         let earlier = b.admit(t).unwrap();
         fail(&b, t);
@@ -288,8 +290,29 @@ mod tests {
     }
 
     #[test]
+    fn it_reports_the_outage_its_openings_and_refusals_into_its_metrics() {
+        let metrics = Metrics::default();
+        let b = Breaker::new(1, EVERY, metrics.clone());
+        let t = Instant::now();
+        assert!(metrics.render().contains("\nd42sync_device42_up 1\n"));
+
+        fail(&b, t);
+        assert!(b.admit(t).is_err());
+
+        let text = metrics.render();
+        assert!(text.contains("\nd42sync_device42_up 0\n"), "{text}");
+        assert!(
+            text.contains("\nd42sync_breaker_opened_total 1\n"),
+            "{text}"
+        );
+        assert!(text.contains("\nd42sync_calls_refused_total 1\n"), "{text}");
+        b.admit(t + EVERY).unwrap().finish(None, t + EVERY);
+        assert!(metrics.render().contains("\nd42sync_device42_up 1\n"));
+    }
+
+    #[test]
     fn threshold_zero_never_opens() {
-        let b = Breaker::new(0, EVERY);
+        let b = Breaker::new(0, EVERY, Metrics::default());
         let t = Instant::now();
         for _ in 0..100 {
             fail(&b, t);

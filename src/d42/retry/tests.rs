@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::d42::retry::breaker::Gate;
+use crate::metrics::Metrics;
 use std::io::Write;
 use std::sync::atomic::AtomicUsize;
 use tokio::time::Instant as TokioInstant;
@@ -23,7 +24,7 @@ fn policy(max_retries: u32) -> RetryPolicy {
 fn retrier(max_retries: u32, breaker_failures: u32) -> Retrier {
     Retrier::new(
         policy(max_retries),
-        Arc::new(Breaker::new(breaker_failures, PROBE_EVERY)),
+        Arc::new(Breaker::new(breaker_failures, PROBE_EVERY, Metrics::default())),
     )
 }
 

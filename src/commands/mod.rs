@@ -281,13 +281,8 @@ async fn check_config(settings: &Settings, connect: bool) -> anyhow::Result<()> 
         return Ok(());
     }
     settings.device42.secret_key.get()?;
-    let client =
-        Client::new(&settings.device42, crate::metrics::Metrics::default()).map_err(|message| {
-            ConfigError {
-                key: "device42.ca_file".into(),
-                message,
-            }
-        })?;
+    let client = Client::new(&settings.device42, crate::metrics::Metrics::default())
+        .map_err(|message| ConfigError::new("device42.ca_file", message))?;
     say!("config ok");
     if connect {
         client

@@ -1,5 +1,7 @@
 use super::*;
 use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::time::Duration;
 
 /// A temp dir with a config file and a 0600 secret file next to it.
 struct Fixture {
@@ -8,12 +10,17 @@ struct Fixture {
 
 impl Fixture {
     fn new(extra: &str) -> Self {
+        Self::with_device42("", extra)
+    }
+
+    /// Like [`Fixture::new`] with extra `[device42]` keys.
+    fn with_device42(device42_extra: &str, extra: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let secret = dir.path().join("secret_key");
         std::fs::write(&secret, "s3cret\n").unwrap();
         std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
         let text = format!(
-            "[device42]\nbase_url = \"https://d42.example.com\"\nclient_key = \"ck\"\nsecret_key_file = \"{}\"\n[database]\npath = \"{}\"\n{extra}",
+            "[device42]\nbase_url = \"https://d42.example.com\"\nclient_key = \"ck\"\nsecret_key_file = \"{}\"\n{device42_extra}\n[database]\npath = \"{}\"\n{extra}",
             secret.display(),
             dir.path().join("inventory.db").display()
         );
@@ -104,6 +111,18 @@ fn include_cols_defaults_to_the_columns_that_fill_every_typed_column() {
 }
 
 #[test]
+fn include_cols_in_the_file_may_be_one_string_of_names_separated_by_commas() {
+    let s = Fixture::new("[devices]\ninclude_cols = \"notes, tags\"\n")
+        .load(&[])
+        .unwrap();
+    assert_eq!(s.devices.include_cols, vec!["notes", "tags"]);
+    let err = Fixture::new("[devices]\ninclude_cols = 5\n")
+        .load(&[])
+        .unwrap_err();
+    assert_eq!(err.key, "devices.include_cols", "{err}");
+}
+
+#[test]
 fn include_cols_names_are_non_empty_and_hold_no_comma() {
     for extra in [
         "[devices]\ninclude_cols = [\"notes\", \"\"]\n",
@@ -125,13 +144,11 @@ fn the_example_config_lists_the_default_include_cols() {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("config/d42sync.example.toml"),
     )
     .unwrap();
-    let example: toml::Table = example.parse().unwrap();
-    let listed: Vec<&str> = example["devices"]["include_cols"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c.as_str().unwrap())
-        .collect();
+    let example = Config::builder()
+        .add_source(File::from_str(&example, FileFormat::Toml))
+        .build()
+        .unwrap();
+    let listed: Vec<String> = example.get("devices.include_cols").unwrap();
     assert_eq!(listed, DEFAULT_INCLUDE_COLS);
 }
 
@@ -349,4 +366,166 @@ fn plain_http_to_loopback_is_allowed() {
             .unwrap_or_else(|e| panic!("{url}: {e}"));
         assert_eq!(s.device42.base_url.scheme(), "http");
     }
+}
+
+#[test]
+fn a_value_of_the_wrong_type_in_the_file_is_refused_not_converted() {
+    let cases = [
+        ("", "[devices]\npage_size = 0.6\n", "devices.page_size"),
+        ("", "[devices]\npage_size = true\n", "devices.page_size"),
+        ("", "[devices]\npage_size = \"500\"\n", "devices.page_size"),
+        (
+            "",
+            "[devices]\nmax_delete_fraction = true\n",
+            "devices.max_delete_fraction",
+        ),
+        ("", "[log]\nlevel = 3\n", "log.level"),
+        ("", "[metrics]\nlisten = 9142\n", "metrics.listen"),
+        (
+            "insecure_skip_tls_verify = \"yes\"",
+            "",
+            "device42.insecure_skip_tls_verify",
+        ),
+        ("max_retries = 2.5", "", "device42.max_retries"),
+    ];
+    for (device42_extra, extra, key) in cases {
+        let err = Fixture::with_device42(device42_extra, extra)
+            .load(&[])
+            .map(|_| ())
+            .expect_err(&format!("{device42_extra}{extra} was accepted"));
+        assert_eq!(err.key, key, "{device42_extra}{extra} gave {err}");
+    }
+}
+
+#[test]
+fn values_from_the_environment_are_parsed_into_the_type_of_their_setting() {
+    let s = Fixture::new("")
+        .load(&[
+            ("D42SYNC_DEVICE42__INSECURE_SKIP_TLS_VERIFY", "true"),
+            ("D42SYNC_DEVICE42__CLIENT_KEY", "12345"),
+            ("D42SYNC_DEVICES__MAX_DELETE_FRACTION", "0.25"),
+            ("D42SYNC_DEVICES__MAX_DRIFT_RETRIES", "7"),
+            ("D42SYNC_DEVICES__KEEP_CHANGES", "1500ms"),
+        ])
+        .unwrap();
+    assert!(s.device42.insecure_skip_tls_verify);
+    assert_eq!(
+        secrecy::ExposeSecret::expose_secret(&s.device42.client_key),
+        "12345"
+    );
+    assert_eq!(s.devices.max_delete_fraction, 0.25);
+    assert_eq!(s.devices.max_drift_retries, 7);
+    assert_eq!(s.devices.keep_changes, Duration::from_millis(1500));
+}
+
+#[test]
+fn an_error_from_the_environment_names_the_variable() {
+    let f = Fixture::new("");
+    for (var, value, key) in [
+        ("D42SYNC_DEVICES__PAGE_SIZE", "0.6", "devices.page_size"),
+        ("D42SYNC_DEVICES__CONCURRENCY", "0", "devices.concurrency"),
+        ("D42SYNC_DEVICES__SURPRISE", "1", "devices.surprise"),
+        ("D42SYNC_LOG__FORMAT", "xml", "log.format"),
+        (
+            "D42SYNC_DEVICE42__MAX_RETRIES",
+            "many",
+            "device42.max_retries",
+        ),
+    ] {
+        let err = f.load(&[(var, value)]).map(|_| ()).unwrap_err();
+        assert_eq!(err.key, key, "{var}={value} gave {err}");
+        assert!(err.to_string().contains(var), "{var}={value} gave {err}");
+    }
+    let from_file = Fixture::new("[devices]\nconcurrency = 0\n")
+        .load(&[])
+        .map(|_| ())
+        .unwrap_err();
+    assert!(!from_file.to_string().contains("D42SYNC_"), "{from_file}");
+}
+
+#[test]
+fn a_log_level_that_is_not_a_filter_is_refused() {
+    for level in ["verbose", "inf", "d42sync=loud", "info,chatty"] {
+        let err = Fixture::new(&format!("[log]\nlevel = \"{level}\"\n"))
+            .load(&[])
+            .map(|_| ())
+            .expect_err(&format!("{level} was accepted"));
+        assert_eq!(err.key, "log.level", "{level}: {err}");
+    }
+    for level in ["info", "WARN", "off", "d42sync=debug", "info,rustls=debug"] {
+        let s = Fixture::new(&format!("[log]\nlevel = \"{level}\"\n"))
+            .load(&[])
+            .unwrap_or_else(|e| panic!("{level}: {e}"));
+        assert_eq!(s.log.level, level);
+    }
+}
+
+#[test]
+fn every_duration_takes_a_unit_and_is_longer_than_zero() {
+    let f = Fixture::new("");
+    for var in [
+        "D42SYNC_DEVICE42__CONNECT_TIMEOUT",
+        "D42SYNC_DEVICE42__REQUEST_TIMEOUT",
+        "D42SYNC_DEVICE42__RETRY_BASE",
+        "D42SYNC_DEVICE42__RETRY_MAX",
+        "D42SYNC_DEVICE42__MAX_RETRY_AFTER",
+        "D42SYNC_DEVICE42__BREAKER_PROBE_INTERVAL",
+        "D42SYNC_DEVICES__KEEP_CHANGES",
+        "D42SYNC_BUILDINGS__RETRY_BASE",
+        "D42SYNC_BUILDINGS__KEEP_DONE",
+        "D42SYNC_BUILDINGS__STOP_GRACE",
+    ] {
+        assert!(f.load(&[(var, "90s")]).is_ok(), "{var}=90s");
+        for bad in ["0s", "90", "soon"] {
+            assert!(f.load(&[(var, bad)]).is_err(), "{var}={bad} was accepted");
+        }
+    }
+}
+
+#[test]
+fn the_example_config_sets_every_key_to_its_default() {
+    let f = Fixture::new("");
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/d42sync.example.toml");
+    let secret = f.dir.path().join("secret_key");
+    let database = f.dir.path().join("inventory.db");
+    let env: HashMap<String, String> = [
+        (
+            "D42SYNC_DEVICE42__SECRET_KEY_FILE",
+            secret.to_str().unwrap(),
+        ),
+        ("D42SYNC_DATABASE__PATH", database.to_str().unwrap()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+
+    let shipped = load_with_env(&example, &env).unwrap();
+    let defaults = f.load(&[]).unwrap();
+
+    let shown = |s: &Settings| {
+        let d = &s.device42;
+        format!(
+            "{:?} {:?} {:?} {:?} {:?}",
+            (
+                d.insecure_skip_tls_verify,
+                d.connect_timeout,
+                d.request_timeout
+            ),
+            (d.max_retries, d.retry_base, d.retry_max, d.max_retry_after),
+            (
+                d.max_page_bytes,
+                d.breaker_failures,
+                d.breaker_probe_interval
+            ),
+            (&s.devices, &s.buildings, &s.log, &s.metrics),
+            d.ca_pem,
+        )
+    };
+    assert_eq!(shown(&shipped), shown(&defaults));
+    let raw = Config::builder()
+        .add_source(File::from(example.as_path()))
+        .build()
+        .unwrap();
+    let shipped_path: PathBuf = raw.get("database.path").unwrap();
+    assert_eq!(shipped_path, DatabaseSettings::default().path);
 }

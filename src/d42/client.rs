@@ -82,7 +82,11 @@ impl Client {
             max_retry_after: s.max_retry_after,
         };
         let breaker = breaker.unwrap_or_else(|| {
-            Arc::new(Breaker::new(s.breaker_failures, s.breaker_probe_interval, metrics))
+            Arc::new(Breaker::new(
+                s.breaker_failures,
+                s.breaker_probe_interval,
+                metrics,
+            ))
         });
         Ok(Self {
             inner: Arc::new(Inner {

@@ -268,3 +268,33 @@ async fn credentials_in_clear_are_refused_at_config_check_with_exit_78() {
         assert!(!stderr.contains("pw-in-url"), "{url}: {stderr}");
     }
 }
+
+#[tokio::test]
+async fn a_wrong_type_or_a_level_that_is_no_filter_exits_78_naming_the_key_and_the_variable() {
+    let env = TestEnv::start(SimConfig::default(), "").await;
+    for (extra, key) in [
+        ("[devices]\npage_size = 0.6\n", "devices.page_size"),
+        ("[devices]\npage_size = true\n", "devices.page_size"),
+    ] {
+        env.write_config("", extra);
+        let out = env.run(&["check-config"]).await;
+        let (_, stderr) = text(&out);
+        assert_eq!(out.status.code(), Some(78), "{extra}: {stderr}");
+        assert!(stderr.contains(key), "{extra}: {stderr}");
+    }
+    env.write_config("", "");
+    for (var, value, key) in [
+        ("D42SYNC_LOG__LEVEL", "verbose", "log.level"),
+        ("D42SYNC_DEVICES__PAGE_SIZE", "0.6", "devices.page_size"),
+    ] {
+        let mut cmd = env.command(&["check-config"]);
+        cmd.env(var, value);
+        let out = crate::helpers::output(cmd).await;
+        let (_, stderr) = text(&out);
+        assert_eq!(out.status.code(), Some(78), "{var}={value}: {stderr}");
+        assert!(
+            stderr.contains(key) && stderr.contains(var),
+            "{var}={value}: {stderr}"
+        );
+    }
+}

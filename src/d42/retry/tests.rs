@@ -24,7 +24,11 @@ fn policy(max_retries: u32) -> RetryPolicy {
 fn retrier(max_retries: u32, breaker_failures: u32) -> Retrier {
     Retrier::new(
         policy(max_retries),
-        Arc::new(Breaker::new(breaker_failures, PROBE_EVERY, Metrics::default())),
+        Arc::new(Breaker::new(
+            breaker_failures,
+            PROBE_EVERY,
+            Metrics::default(),
+        )),
     )
 }
 

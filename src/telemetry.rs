@@ -7,14 +7,9 @@
 use crate::config::LogFormat;
 use std::io::IsTerminal;
 use std::sync::OnceLock;
-use tracing::level_filters::LevelFilter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer, reload};
-
-/// The scheduler crate logs its own bookkeeping at INFO ("Uninited", "Job creator created" at
-/// start and on every reload): kept to warnings unless the filter names it.
-const QUIET: &str = "tokio_cron_scheduler";
 
 /// The TLS and HTTP libraries: their lines (bridged from the `log` crate, with the paths of
 /// their sources) say what the client's own errors already say, once per connection. Kept out
@@ -83,25 +78,13 @@ fn output(format: LogFormat) -> Output {
     }
 }
 
-/// The filter for `log.level`, with [`QUIET`] at `warn` unless the setting names it or is
-/// quieter already, and each of [`SILENT`] off unless the setting names it.
+/// The filter for `log.level`, with each of [`SILENT`] off unless the setting names it.
 fn filter(level: &str) -> EnvFilter {
     let mut filter = EnvFilter::builder()
         .parse(level)
         .unwrap_or_else(|_| EnvFilter::new("info"));
-    let quiet_already = filter
-        .max_level_hint()
-        .is_some_and(|max| max <= LevelFilter::WARN);
-    let mut caps: Vec<String> = SILENT
-        .iter()
-        .filter(|target| !level.contains(*target))
-        .map(|target| format!("{target}=off"))
-        .collect();
-    if !(level.contains(QUIET) || quiet_already) {
-        caps.push(format!("{QUIET}=warn"));
-    }
-    for cap in caps {
-        if let Ok(directive) = cap.parse() {
+    for target in SILENT.iter().filter(|target| !level.contains(*target)) {
+        if let Ok(directive) = format!("{target}=off").parse() {
             filter = filter.add_directive(directive);
         }
     }
@@ -111,21 +94,6 @@ fn filter(level: &str) -> EnvFilter {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_scheduler_crate_is_kept_to_warnings_unless_named() {
-        let shown = |level: &str| filter(level).to_string();
-        assert!(
-            shown("info").contains("tokio_cron_scheduler=warn"),
-            "{}",
-            shown("info")
-        );
-        assert!(shown("debug").contains("tokio_cron_scheduler=warn"));
-        assert!(!shown("tokio_cron_scheduler=debug").contains("=warn"));
-        // A quieter setting is not made louder for it.
-        assert!(!shown("error").contains("tokio_cron_scheduler"));
-        assert_eq!(filter("info").max_level_hint(), Some(LevelFilter::INFO));
-    }
 
     #[test]
     fn the_tls_and_http_libraries_are_kept_out_unless_named() {

@@ -38,6 +38,11 @@ impl Schedule {
         Ok(Self { expr, cron })
     }
 
+    /// The parsed expression, which the scheduler runs on as it is (not parsed again).
+    pub fn cron(&self) -> &croner::Cron {
+        &self.cron
+    }
+
     /// The next firing strictly after `after`.
     pub fn next_after(
         &self,

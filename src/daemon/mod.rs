@@ -170,7 +170,7 @@ pub async fn run(config_path: PathBuf, settings: Settings) -> anyhow::Result<()>
                 ctx.loop_alive.store(chrono::Utc::now().timestamp_millis(), Ordering::Relaxed);
                 // The watchdog is fed only while the cron ticker is alive too.
                 if notifier.watchdog_interval.is_some()
-                    && scheduler.since_heartbeat() < Duration::from_secs(10)
+                    && scheduler.overdue().await < Duration::from_secs(10)
                 {
                     notifier.notify("WATCHDOG=1");
                 }

@@ -2,16 +2,21 @@
 //! it lacks added here. A tick that finds its job still running is skipped (tokio-cron-scheduler
 //! would run the job concurrently with itself), job bodies run on a task tracker so shutdown can
 //! wait for them (its `shutdown()` does not), and every tick returns at once so a slow run never
-//! stalls the ticker. A one-second heartbeat job proves the ticker itself is alive.
+//! stalls the ticker.
+//!
+//! A job runs on the [`Schedule`] that config parsed: the parsed expression is handed to
+//! tokio-cron-scheduler as it is, so an expression is read once, by one parser. Whether the
+//! ticker is alive is read from tokio-cron-scheduler's own next ticks ([`Scheduler::overdue`]).
 
 use crate::config::Schedule;
 use crate::metrics::Metrics;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
-use tokio_cron_scheduler::{Job, JobScheduler};
+use tokio_cron_scheduler::job::JobCreator;
+use tokio_cron_scheduler::{Job, JobBuilder, JobScheduler};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -29,8 +34,6 @@ pub struct Scheduler {
     tracker: TaskTracker,
     /// Cancelled when the service stops: no new runs, and running ones wind down.
     stop: CancellationToken,
-    /// Unix milliseconds of the last heartbeat tick.
-    heartbeat: Arc<AtomicI64>,
     /// The jobs by name, with the id the cron scheduler knows them by.
     jobs: tokio::sync::Mutex<Vec<(String, Arc<Runner>, JobId)>>,
     /// Counts the ticks skipped.
@@ -86,24 +89,13 @@ impl Runner {
 impl Scheduler {
     /// A stopped scheduler; `stop` is the service's stop token, `metrics` counts skipped ticks.
     pub async fn new(stop: CancellationToken, metrics: Metrics) -> anyhow::Result<Self> {
-        let inner = JobScheduler::new().await?;
-        let heartbeat = Arc::new(AtomicI64::new(now_ms()));
-        let beat = heartbeat.clone();
-        inner
-            .add(Job::new_async_tz(
-                "* * * * * *",
-                chrono::Utc,
-                move |_, _| {
-                    beat.store(now_ms(), Ordering::Relaxed);
-                    Box::pin(async {})
-                },
-            )?)
-            .await?;
+        let mut inner = JobScheduler::new().await?;
+        // Started here rather than by a first `add`, which would log its own bookkeeping.
+        inner.init().await?;
         Ok(Self {
             inner,
             tracker: TaskTracker::new(),
             stop,
-            heartbeat,
             jobs: Default::default(),
             metrics,
         })
@@ -129,14 +121,15 @@ impl Scheduler {
             stop: self.stop.clone(),
             metrics: self.metrics.clone(),
         });
-        let ticking = runner.clone();
-        let job = Job::new_async_tz(schedule.expr.as_str(), chrono::Utc, move |_, _| {
-            ticking.fire();
-            Box::pin(async {})
-        })?;
-        let id = self.inner.add(job).await?;
+        let id = self.add_job(cron_job(schedule, runner.clone())?).await?;
         jobs.push((name.to_string(), runner, id));
         Ok(())
+    }
+
+    /// Hands `job` to tokio-cron-scheduler. Its `JobScheduler::add` does the same and then logs
+    /// an INFO line of its own on every call (a reload included); this is the call it makes.
+    async fn add_job(&self, job: Job) -> anyhow::Result<JobId> {
+        Ok(JobCreator::add(&self.inner.context(), job).await?)
     }
 
     /// Runs job `name` now, outside its schedule, unless it is already running.
@@ -192,9 +185,18 @@ impl Scheduler {
         Ok(())
     }
 
-    /// How long ago the ticker last ticked.
-    pub fn since_heartbeat(&self) -> Duration {
-        Duration::from_millis((now_ms() - self.heartbeat.load(Ordering::Relaxed)).max(0) as u64)
+    /// How late the most overdue job is: tokio-cron-scheduler moves a job's next tick on each time
+    /// it fires it, so a next tick left in the past means its ticker has stopped.
+    pub async fn overdue(&self) -> Duration {
+        let now = chrono::Utc::now();
+        let ids: Vec<JobId> = self.jobs.lock().await.iter().map(|j| j.2).collect();
+        let mut latest = Duration::ZERO;
+        for id in ids {
+            if let Ok(Some(next)) = self.inner.clone().next_tick_for_job(id).await {
+                latest = latest.max((now - next).to_std().unwrap_or_default());
+            }
+        }
+        latest
     }
 
     /// Stops ticking and waits up to `grace` for running jobs; `true` if they all finished.
@@ -221,102 +223,18 @@ impl Drop for ClearOnDrop {
     }
 }
 
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
+/// A cron job, in UTC, on the expression config parsed, whose every tick fires `runner`.
+fn cron_job(schedule: &Schedule, runner: Arc<Runner>) -> anyhow::Result<Job> {
+    let mut builder = JobBuilder::new()
+        .with_timezone(chrono::Utc)
+        .with_cron_job_type()
+        .with_run_async(Box::new(move |_, _| {
+            runner.fire();
+            Box::pin(async {})
+        }));
+    builder.schedule = Some(schedule.cron().clone());
+    Ok(builder.build()?)
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::sync::atomic::AtomicUsize;
-    use tokio::sync::Semaphore;
-
-    /// A job whose runs count themselves and then wait for a permit from `gate`.
-    fn gated_job(runs: Arc<AtomicUsize>, gate: Arc<Semaphore>) -> JobFn {
-        Arc::new(move |_stop| {
-            let (runs, gate) = (runs.clone(), gate.clone());
-            Box::pin(async move {
-                runs.fetch_add(1, Ordering::SeqCst);
-                gate.acquire().await.unwrap().forget();
-            })
-        })
-    }
-
-    /// A schedule that does not come round during a test.
-    fn yearly() -> Schedule {
-        Schedule::parse("0 0 0 1 1 *").unwrap()
-    }
-
-    async fn until(what: impl Fn() -> bool) {
-        tokio::time::timeout(Duration::from_secs(5), async {
-            while !what() {
-                tokio::task::yield_now().await;
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-        })
-        .await
-        .expect("condition not reached in 5 s");
-    }
-
-    #[tokio::test]
-    async fn a_job_replaced_during_a_run_runs_again_once_that_run_ends() {
-        let scheduler = Scheduler::new(CancellationToken::new(), Metrics::default())
-            .await
-            .unwrap();
-        let (runs, gate) = (Arc::new(AtomicUsize::new(0)), Arc::new(Semaphore::new(0)));
-        let job = gated_job(runs.clone(), gate.clone());
-        scheduler.add("j", &yearly(), job.clone()).await.unwrap();
-        scheduler.trigger("j").await;
-        until(|| runs.load(Ordering::SeqCst) == 1).await;
-
-        scheduler.add("j", &yearly(), job).await.unwrap(); // a reload mid-run
-        scheduler.trigger("j").await; // skipped: the first run still goes on
-        gate.add_permits(1);
-        until(|| !scheduler_running(&scheduler, "j")).await;
-        scheduler.trigger("j").await;
-
-        until(|| runs.load(Ordering::SeqCst) == 2).await;
-        gate.add_permits(1);
-        assert!(scheduler.shutdown(Duration::from_secs(1)).await);
-    }
-
-    #[tokio::test]
-    async fn a_requested_run_waits_for_the_running_one_and_returns_its_result() {
-        let scheduler = Scheduler::new(CancellationToken::new(), Metrics::default())
-            .await
-            .unwrap();
-        let (runs, gate) = (Arc::new(AtomicUsize::new(0)), Arc::new(Semaphore::new(0)));
-        scheduler
-            .add("j", &yearly(), gated_job(runs.clone(), gate.clone()))
-            .await
-            .unwrap();
-        scheduler.trigger("j").await;
-        until(|| runs.load(Ordering::SeqCst) == 1).await;
-
-        let seen = runs.clone();
-        let requested = scheduler.run_now("j", async move { seen.load(Ordering::SeqCst) });
-        let requested = tokio::time::timeout(Duration::from_millis(200), requested).await;
-        assert!(
-            requested.is_err(),
-            "the requested run started beside the running one"
-        );
-
-        gate.add_permits(1);
-        let seen = runs.clone();
-        let result = scheduler.run_now("j", async move { seen.load(Ordering::SeqCst) * 10 });
-        assert_eq!(result.await, Some(10));
-        assert_eq!(scheduler.run_now("nope", async {}).await, None);
-        assert!(scheduler.shutdown(Duration::from_secs(1)).await);
-    }
-
-    fn scheduler_running(scheduler: &Scheduler, name: &str) -> bool {
-        scheduler
-            .jobs
-            .try_lock()
-            .map(|jobs| {
-                jobs.iter()
-                    .any(|(n, r, _)| n == name && r.state.running.load(Ordering::Acquire))
-            })
-            .unwrap_or(true)
-    }
-}
+mod tests;

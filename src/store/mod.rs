@@ -155,6 +155,15 @@ impl Db {
     }
 }
 
+/// Starts a write transaction on a connection the caller holds (a pull's staging connection),
+/// taking the write lock from its first statement as [`Db::begin_write`] does.
+pub(crate) async fn begin_immediate(
+    conn: &mut sqlx::SqliteConnection,
+) -> Result<Transaction<'_, Sqlite>, StoreError> {
+    use sqlx::Connection;
+    Ok(conn.begin_with("BEGIN IMMEDIATE").await?)
+}
+
 /// Creates an empty database file with [`DATABASE_FILE_MODE`] when none exists (SQLite takes an
 /// empty file for a new database). An existing file keeps its mode and is not opened for
 /// writing here, so read-only users can still open it.

@@ -4,7 +4,7 @@
 use crate::cli::{DemoArgs, SimulateArgs};
 use crate::config;
 use crate::d42::Client;
-use crate::jobs::{pull_devices, push_buildings};
+use crate::jobs::{pull as pull_devices, push_buildings};
 use crate::sim::{self, ListKey, SimConfig, Simulator};
 use crate::store::{Db, queue};
 use std::os::unix::fs::PermissionsExt;

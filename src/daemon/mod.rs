@@ -21,7 +21,7 @@ pub mod signals;
 
 use crate::config::{self, Settings};
 use crate::d42::Client;
-use crate::jobs::{pull_devices, push_buildings};
+use crate::jobs::{pull as pull_devices, push_buildings};
 use crate::store::{Db, devices, queue, runs};
 use scheduler::{JobFn, Scheduler};
 use std::path::PathBuf;

@@ -4,7 +4,7 @@
 use crate::helpers::{
     TestEnv, checksum, count, devices_checksum, last_run, log_lines, stored_devices, text,
 };
-use d42sync::jobs::pull_devices::{self, PullOptions};
+use d42sync::jobs::pull::{self as pull_devices, PullOptions};
 use d42sync::sim::{Drift, Fault, FaultRule, SimConfig};
 use sqlx::Connection;
 use std::collections::HashMap;
@@ -33,7 +33,7 @@ async fn pull(env: &TestEnv) -> Result<&'static str, String> {
     )
     .await;
     db.close().await;
-    r.map(|r| r.outcome).map_err(|e| format!("{e:#}"))
+    r.map(|r| r.outcome.as_str()).map_err(|e| format!("{e:#}"))
 }
 
 fn expected(env: &TestEnv) -> Vec<(i64, String)> {

@@ -3,7 +3,7 @@
 
 use crate::helpers::{TestEnv, count};
 use d42sync::device::DeviceColumns;
-use d42sync::jobs::pull_devices::{self, PullOptions};
+use d42sync::jobs::pull::{self as pull_devices, PullOptions};
 use d42sync::sim::SimConfig;
 use sqlx::Row;
 use tokio_util::sync::CancellationToken;

@@ -98,6 +98,14 @@ async fn changes(db: &Db, run_id: i64) -> Vec<(i64, String, String)> {
     .unwrap()
 }
 
+/// The change rows of run `run_id`: device and change.
+async fn kinds(db: &Db, run_id: i64) -> Vec<(i64, String)> {
+    let rows = changes(db, run_id).await;
+    rows.into_iter()
+        .map(|(id, change, _)| (id, change))
+        .collect()
+}
+
 /// Run `run_id`'s status and counts (items, added, changed, removed).
 async fn run_row(db: &Db, run_id: i64) -> (String, [i64; 4]) {
     let (status, items, added, changed, removed): (String, i64, i64, i64, i64) =
@@ -160,12 +168,10 @@ async fn a_first_pull_loads_every_page_and_logs_each_device_as_added() {
     assert!(matches!(outcome, ApplyOutcome::Applied(c) if c.items == 3 && c.added == 3));
     let want: Vec<(i64, String)> = [(1, 1), (2, 1), (3, 1)].map(|d| (d.0, raw(d))).into();
     assert_eq!(devices(&db).await, want);
-    let logged: Vec<(i64, String)> = changes(&db, run_id)
-        .await
-        .into_iter()
-        .map(|(id, change, _)| (id, change))
-        .collect();
-    assert_eq!(logged, [1, 2, 3].map(|id| (id, "added".to_string())));
+    assert_eq!(
+        kinds(&db, run_id).await,
+        [1, 2, 3].map(|id| (id, "added".to_string()))
+    );
     assert_eq!(run_row(&db, run_id).await, ("ok".into(), [3, 3, 0, 0]));
 }
 
@@ -255,6 +261,23 @@ async fn a_first_pull_swaps_in_tables_with_every_index_view_and_column_as_before
     assert_eq!(schema(&db).await, before);
     assert_eq!(count(&db, "report").await, 3);
     assert_eq!(db.integrity_check().await.unwrap(), "ok");
+}
+
+#[tokio::test]
+async fn a_first_load_into_emptied_devices_keeps_the_change_log_and_adds_to_it() {
+    let (_dir, db) = open().await;
+    let (first, _) = pull(&db, &[&[(1, 1), (2, 1)]], NO_GUARD).await;
+    exec(&db, "DELETE FROM devices").await;
+
+    let (second, outcome) = pull(&db, &[&[(1, 2), (2, 2), (3, 1)]], NO_GUARD).await;
+
+    assert!(matches!(outcome, ApplyOutcome::Applied(c) if c.added == 3));
+    assert_eq!(changes(&db, first).await.len(), 2, "the history is kept");
+    assert_eq!(
+        kinds(&db, second).await,
+        [1, 2, 3].map(|id| (id, "added".to_string()))
+    );
+    assert_eq!(devices(&db).await.len(), 3);
 }
 
 #[tokio::test]

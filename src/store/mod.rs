@@ -1,4 +1,5 @@
-//! SQLite: the pool and its pragmas, migrations, and one module per table's queries. No HTTP.
+//! SQLite: the pool and its pragmas, migrations, and a module per table or concern (`devices/` a
+//! folder of rooms for the pull path). No HTTP.
 //!
 //! Every connection runs in WAL mode with `synchronous=NORMAL`, a busy timeout and foreign keys
 //! on, so reporting tools can read (and insert into the queue) while the daemon writes. Every

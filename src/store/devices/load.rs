@@ -45,14 +45,9 @@ impl Load {
         if !is_empty(conn, LOAD_DEVICES.0).await? {
             return Ok(None);
         }
-        let (triggers,): (i64,) = sqlx::query_as(
-            "SELECT count(*) FROM sqlite_schema WHERE type = 'trigger' AND tbl_name IN (?, ?)",
-        )
-        .bind(LOAD_DEVICES.0)
-        .bind(LOAD_CHANGES.0)
-        .fetch_one(&mut *conn)
-        .await?;
-        if triggers > 0 {
+        let triggers =
+            "SELECT count(*) FROM sqlite_schema WHERE type = 'trigger' AND tbl_name IN (?, ?)";
+        if count_of(conn, triggers, (LOAD_DEVICES.0, LOAD_CHANGES.0)).await? > 0 {
             return Ok(None);
         }
         let Some(devices) = definition(conn, LOAD_DEVICES, DEVICES_IN_ORDER).await? else {
@@ -194,6 +189,20 @@ impl Load {
     }
 }
 
+/// The count `sql` gives for the two `names` it asks about.
+async fn count_of(
+    conn: &mut SqliteConnection,
+    sql: &str,
+    names: (&str, &str),
+) -> Result<i64, StoreError> {
+    let (count,): (i64,) = sqlx::query_as(sql)
+        .bind(names.0)
+        .bind(names.1)
+        .fetch_one(conn)
+        .await?;
+    Ok(count)
+}
+
 /// `table` has no row.
 async fn is_empty(conn: &mut SqliteConnection, table: &str) -> Result<bool, StoreError> {
     let (empty,): (bool,) =
@@ -206,14 +215,8 @@ async fn is_empty(conn: &mut SqliteConnection, table: &str) -> Result<bool, Stor
 /// Drops the load-mode tables, if a pull left them, and gives their indexes back to the tables
 /// they were taken from.
 pub(super) async fn drop_tables(conn: &mut SqliteConnection) -> Result<(), StoreError> {
-    let (left,): (i64,) = sqlx::query_as(
-        "SELECT count(*) FROM main.sqlite_schema WHERE type = 'table' AND name IN (?, ?)",
-    )
-    .bind(LOAD_DEVICES.1)
-    .bind(LOAD_CHANGES.1)
-    .fetch_one(&mut *conn)
-    .await?;
-    if left == 0 {
+    let tables = "SELECT count(*) FROM main.sqlite_schema WHERE type = 'table' AND name IN (?, ?)";
+    if count_of(conn, tables, (LOAD_DEVICES.1, LOAD_CHANGES.1)).await? == 0 {
         return Ok(());
     }
     let (was,): (bool,) = sqlx::query_as("PRAGMA legacy_alter_table")

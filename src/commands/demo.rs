@@ -4,7 +4,7 @@
 use crate::cli::{DemoArgs, SimulateArgs};
 use crate::config;
 use crate::d42::Client;
-use crate::jobs::{pull_devices, push_buildings};
+use crate::jobs::{pull, push_buildings};
 use crate::sim::{self, ListKey, SimConfig, Simulator};
 use crate::store::{Db, queue};
 use std::os::unix::fs::PermissionsExt;
@@ -92,7 +92,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         sim.base_url()
     );
     let pull =
-        pull_devices::run(&db, &client, &settings.devices, Default::default(), &stop).await?;
+        pull::run(&db, &client, &settings.devices, Default::default(), &stop).await?;
     say!(
         "pulled {} devices in {:.2}s ({} added, {} changed, {} removed)",
         pull.counts.items,

@@ -24,7 +24,7 @@ use crate::config::{self, ConfigError, LogFormat, SecretKey, Settings};
 use crate::d42::Client;
 use crate::daemon::control::{self, AskError, Reply, Request, RunSummary};
 use crate::daemon::{self, lock::InstanceLock};
-use crate::jobs::{pull_devices, push_buildings};
+use crate::jobs::{Outcome, pull, push_buildings};
 use crate::store::{Db, queue};
 use std::process::ExitCode;
 use tokio_util::sync::CancellationToken;
@@ -179,24 +179,24 @@ fn report(job: &str, summary: &RunSummary, by_daemon: bool) -> anyhow::Result<()
         .unwrap_or_default();
     let by = if by_daemon { " by the daemon" } else { "" };
     let secs = summary.duration_ms as f64 / 1000.0;
-    match summary.outcome.as_str() {
-        "ok" => {
+    match summary.outcome {
+        Outcome::Ok => {
             say!("{job} ok{by}{run}: {counts} in {secs:.1}s");
             Ok(())
         }
-        "idle" => {
+        Outcome::Idle => {
             say!("{job}: nothing to do");
             Ok(())
         }
-        "held" => Err(Reported(format!(
+        Outcome::Held => Err(Reported(format!(
             "{job} held{by}{run} by the mass-deletion guard: {counts}; apply it with `d42sync pull --allow-mass-delete`"
         ))
         .into()),
-        "paused" => Err(Reported(format!(
+        Outcome::Paused => Err(Reported(format!(
             "{job} not run{by}: Device42 is unreachable and calls are paused until the next probe"
         ))
         .into()),
-        _ => Err(Reported(format!(
+        Outcome::Failed => Err(Reported(format!(
             "{job} failed{by}{run}: {}",
             summary.error.as_deref().unwrap_or("see the log")
         ))
@@ -209,9 +209,9 @@ async fn pull(settings: &Settings, allow_mass_delete: bool) -> anyhow::Result<()
         return report("pull", &summary, true);
     }
     let run = one_shot(settings).await?;
-    let options = pull_devices::PullOptions { allow_mass_delete };
+    let options = pull::PullOptions { allow_mass_delete };
     let result =
-        pull_devices::run(&run.db, &run.client, &settings.devices, options, &run.stop).await;
+        pull::run(&run.db, &run.client, &settings.devices, options, &run.stop).await;
     run.db.close().await;
     report("pull", &RunSummary::of(&result), false)
 }

@@ -7,7 +7,7 @@
 //! on and never runs beside it. The daemon removes the socket when it stops; one left by a
 //! crash is replaced at the next start, which holds the single-instance lock first.
 
-use crate::jobs::RunReport;
+use crate::jobs::{Outcome, RunReport};
 use crate::store::runs::RunCounts;
 use serde::{Deserialize, Serialize};
 use std::os::unix::fs::PermissionsExt;
@@ -66,8 +66,8 @@ pub enum Reply {
 /// A finished run as the daemon reports it to a shell.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct RunSummary {
-    /// `ok`, `failed`, `held`, `idle` or `paused`, as [`RunReport::outcome`].
-    pub outcome: String,
+    /// How the run ended, as [`RunReport::outcome`].
+    pub outcome: Outcome,
     /// The `sync_runs` id, when the run was recorded.
     pub run_id: Option<i64>,
     /// The counts recorded.
@@ -83,14 +83,14 @@ impl RunSummary {
     pub fn of(result: &anyhow::Result<RunReport>) -> Self {
         match result {
             Ok(r) => Self {
-                outcome: r.outcome.to_string(),
+                outcome: r.outcome,
                 run_id: r.run_id,
                 counts: r.counts,
                 duration_ms: r.duration.as_millis() as u64,
                 error: None,
             },
             Err(e) => Self {
-                outcome: "failed".into(),
+                outcome: Outcome::Failed,
                 run_id: None,
                 counts: RunCounts::default(),
                 duration_ms: 0,

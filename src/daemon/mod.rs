@@ -21,7 +21,7 @@ pub mod signals;
 
 use crate::config::{self, Settings};
 use crate::d42::Client;
-use crate::jobs::{pull_devices, push_buildings};
+use crate::jobs::{pull, push_buildings};
 use crate::metrics::Metrics;
 use crate::store::{Db, devices, queue, runs};
 use scheduler::{JobFn, Scheduler};
@@ -54,11 +54,11 @@ impl Context {
     /// One pull with the settings and client now in force: a scheduled run or a requested one.
     async fn pull(
         &self,
-        options: pull_devices::PullOptions,
+        options: pull::PullOptions,
         stop: &CancellationToken,
     ) -> anyhow::Result<crate::jobs::RunReport> {
         let (settings, client) = self.current();
-        pull_devices::run(&self.db, &client, &settings.devices, options, stop).await
+        pull::run(&self.db, &client, &settings.devices, options, stop).await
     }
 
     /// One push with the settings and client now in force: a scheduled run or a requested one.
@@ -225,7 +225,7 @@ impl control::Handler for Control {
                 });
             }
             Request::Pull { allow_mass_delete } => {
-                let options = pull_devices::PullOptions { allow_mass_delete };
+                let options = pull::PullOptions { allow_mass_delete };
                 let run = async move { RunSummary::of(&ctx.pull(options, &stop).await) };
                 self.scheduler.run_now(PULL, run).await
             }

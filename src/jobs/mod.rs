@@ -1,25 +1,55 @@
 //! The two jobs, the only place where the Device42 client and the store meet.
 //!
-//! - [`pull_devices`]: pages the device inventory into a staging table and swaps it in whole.
+//! - [`pull`]: pages the device inventory into a staging table and swaps it in whole.
 //! - [`push_buildings`]: drains the building queue to Device42, one short transaction per step.
 //! - [`backoff`]: the full-jitter schedule for queue retries.
 
 pub mod backoff;
-pub mod pull_devices;
+pub mod pull;
 pub mod push_buildings;
 
 use crate::d42::{Client, Gate};
 use crate::store::runs::{Job, RunCounts};
+use serde::{Deserialize, Serialize};
 use std::time::{Duration, Instant};
+
+/// How a run ended, as a command prints it, the daemon reports it and the metrics count it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    /// Finished; a pull applied.
+    Ok,
+    /// Ended in an error; nothing of a pull applied.
+    Failed,
+    /// A pull withheld by the mass-deletion guard.
+    Held,
+    /// A push with nothing to send: nothing recorded.
+    Idle,
+    /// Device42 unreachable and no probe due: nothing tried, nothing recorded.
+    Paused,
+}
+
+impl Outcome {
+    /// The outcome's name, as in the `outcome` label of the run metrics and in the control
+    /// protocol.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Failed => "failed",
+            Outcome::Held => "held",
+            Outcome::Idle => "idle",
+            Outcome::Paused => "paused",
+        }
+    }
+}
 
 /// What a finished run reports to its caller (the command or the scheduler).
 #[derive(Debug, Clone)]
 pub struct RunReport {
     /// The `sync_runs` id, when a run was recorded.
     pub run_id: Option<i64>,
-    /// `ok`, `failed`, `held`, `idle` (nothing to do, nothing recorded) or `paused` (Device42
-    /// unreachable and no probe due: nothing tried, nothing recorded).
-    pub outcome: &'static str,
+    /// How the run ended.
+    pub outcome: Outcome,
     /// The counts recorded.
     pub counts: crate::store::runs::RunCounts,
     /// Wall time of the run.
@@ -48,10 +78,12 @@ impl Start {
                     probe_in_s = retry_in.as_secs(),
                     "Device42 unreachable; run skipped"
                 );
-                client.metrics().run_counted(job.as_str(), "paused");
+                client
+                    .metrics()
+                    .run_counted(job.as_str(), Outcome::Paused.as_str());
                 Err(RunReport {
                     run_id: None,
-                    outcome: "paused",
+                    outcome: Outcome::Paused,
                     counts: RunCounts::default(),
                     duration: started.elapsed(),
                 })

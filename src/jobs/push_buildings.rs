@@ -22,7 +22,7 @@
 //! costs no row an attempt. A probe run claims one row.
 
 use super::backoff;
-use super::{RunReport, Start};
+use super::{Outcome, RunReport, Start};
 use crate::config::BuildingsSettings;
 use crate::d42::{self, BUILDINGS_PATH, Client};
 use crate::store::Db;
@@ -35,9 +35,12 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 /// What became of one row.
-enum Outcome {
+enum RowOutcome {
+    /// Accepted by Device42: `done`.
     Done,
+    /// Refused or failed in a way worth another attempt: back to `pending` at a later time.
     Retry,
+    /// Refused for good, or out of attempts: `dead`.
     Dead,
     /// Device42 did not answer about the row (see the module doc): back to `pending` as it
     /// was, and the pass stops.
@@ -104,7 +107,7 @@ async fn run_inner(
         prune(db, settings).await;
         return Ok(RunReport {
             run_id: None,
-            outcome: "idle",
+            outcome: Outcome::Idle,
             counts: RunCounts::default(),
             duration: started.elapsed(),
         });
@@ -128,16 +131,16 @@ async fn run_inner(
             let mut cause: Option<d42::Error> = None;
             for outcome in outcomes {
                 match outcome {
-                    Ok(Outcome::Done) => counts.sent += 1,
-                    Ok(Outcome::Retry | Outcome::Dead) => counts.failed += 1,
-                    Ok(Outcome::Unanswered(e)) => {
+                    Ok(RowOutcome::Done) => counts.sent += 1,
+                    Ok(RowOutcome::Retry | RowOutcome::Dead) => counts.failed += 1,
+                    Ok(RowOutcome::Unanswered(e)) => {
                         counts.items -= 1;
                         unsent += 1;
                         if !matches!(e, d42::Error::Paused { .. }) {
                             cause.get_or_insert(e);
                         }
                     }
-                    Ok(Outcome::Unsent) => {
+                    Ok(RowOutcome::Unsent) => {
                         counts.items -= 1;
                         unsent += 1;
                     }
@@ -181,15 +184,15 @@ async fn run_inner(
                 );
                 client.metrics().run_finished(
                     Job::PushBuildings.as_str(),
-                    "ok",
+                    Outcome::Ok.as_str(),
                     duration.as_secs_f64(),
                 );
-                "ok"
+                Outcome::Ok
             }
             Some(e) => {
                 client.metrics().run_finished(
                     Job::PushBuildings.as_str(),
-                    "failed",
+                    Outcome::Failed.as_str(),
                     duration.as_secs_f64(),
                 );
                 let message = format!("{e} (sent {}, failed {})", counts.sent, counts.failed);
@@ -220,7 +223,7 @@ async fn send_batch(
     batch: Vec<QueuedBuilding>,
     lead: bool,
     stop: &AtomicBool,
-) -> Vec<anyhow::Result<Outcome>> {
+) -> Vec<anyhow::Result<RowOutcome>> {
     let mut rows = batch.into_iter();
     let mut outcomes = Vec::with_capacity(rows.len());
     if lead && let Some(row) = rows.next() {
@@ -228,7 +231,7 @@ async fn send_batch(
         if stop.load(Ordering::Relaxed) {
             let ids: Vec<i64> = rows.map(|row| row.id).collect();
             match queue::release(db, &ids).await {
-                Ok(()) => outcomes.extend(ids.iter().map(|_| Ok(Outcome::Unsent))),
+                Ok(()) => outcomes.extend(ids.iter().map(|_| Ok(RowOutcome::Unsent))),
                 Err(e) => outcomes.push(Err(e.into())),
             }
             return outcomes;
@@ -250,10 +253,10 @@ async fn send_one(
     settings: &BuildingsSettings,
     row: QueuedBuilding,
     stop: &AtomicBool,
-) -> anyhow::Result<Outcome> {
+) -> anyhow::Result<RowOutcome> {
     if stop.load(Ordering::Relaxed) {
         queue::release(db, &[row.id]).await?;
-        return Ok(Outcome::Unsent);
+        return Ok(RowOutcome::Unsent);
     }
     let result = client.post_building(&row.fields.form_fields()).await;
     crate::failpoint::hit("push.after_response");
@@ -265,13 +268,13 @@ async fn send_one(
         Ok(building_id) => {
             queue::mark_done(db, row.id, building_id).await?;
             tracing::debug!(id = row.id, building_id, "building sent");
-            Ok(Outcome::Done)
+            Ok(RowOutcome::Done)
         }
         Err(e) if !answered_about_the_row(&e) => {
             stop.store(true, Ordering::Relaxed);
             queue::release(db, &[row.id]).await?;
             tracing::debug!(id = row.id, error = %e, "building not answered, stays pending");
-            Ok(Outcome::Unanswered(e))
+            Ok(RowOutcome::Unanswered(e))
         }
         Err(e) if e.is_retryable() && attempts < settings.max_attempts => {
             retry_later(
@@ -283,7 +286,7 @@ async fn send_one(
                 &e.to_string(),
             )
             .await?;
-            Ok(Outcome::Retry)
+            Ok(RowOutcome::Retry)
         }
         Err(e) => {
             let error = if e.is_retryable() {
@@ -293,7 +296,7 @@ async fn send_one(
             };
             tracing::warn!(id = row.id, name = %row.fields.name, error = %error, "building dead-lettered");
             queue::mark_dead(db, row.id, &error).await?;
-            Ok(Outcome::Dead)
+            Ok(RowOutcome::Dead)
         }
     }
 }

@@ -1,4 +1,5 @@
-//! SQLite: the pool and its pragmas, migrations, and one module per table's queries. No HTTP.
+//! SQLite: the pool and its pragmas, migrations, and a module per table or concern (`devices/` a
+//! folder of rooms for the pull path). No HTTP.
 //!
 //! Every connection runs in WAL mode with `synchronous=NORMAL`, a busy timeout and foreign keys
 //! on, so reporting tools can read (and insert into the queue) while the daemon writes. Every
@@ -153,6 +154,15 @@ impl Db {
     pub async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+/// Starts a write transaction on a connection the caller holds (a pull's staging connection),
+/// taking the write lock from its first statement as [`Db::begin_write`] does.
+pub(crate) async fn begin_immediate(
+    conn: &mut sqlx::SqliteConnection,
+) -> Result<Transaction<'_, Sqlite>, StoreError> {
+    use sqlx::Connection;
+    Ok(conn.begin_with("BEGIN IMMEDIATE").await?)
 }
 
 /// Creates an empty database file with [`DATABASE_FILE_MODE`] when none exists (SQLite takes an

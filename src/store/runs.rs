@@ -33,6 +33,8 @@ impl std::fmt::Display for Job {
 /// How a run ended, as stored in `sync_runs.status`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RunStatus {
+    /// Started and not finished (the column's default), or left so by a process that died.
+    Running,
     /// Finished and applied.
     Ok,
     /// Ended in an error; nothing of it was applied.
@@ -44,6 +46,7 @@ pub enum RunStatus {
 impl RunStatus {
     fn as_str(self) -> &'static str {
         match self {
+            RunStatus::Running => "running",
             RunStatus::Ok => "ok",
             RunStatus::Failed => "failed",
             RunStatus::Held => "held",
@@ -143,11 +146,16 @@ pub async fn finish(
 /// Marks runs left `running` by a process that died as `failed`. Only call it while holding the
 /// single-instance lock, or a live daemon's run would be marked.
 pub async fn fail_interrupted(db: &Db) -> Result<u64, StoreError> {
-    db.execute_write(sqlx::query(
-        "UPDATE sync_runs SET status = 'failed', finished_at = ?, \
-         error = 'interrupted: the process stopped before the run finished' WHERE status = 'running'",
+    db.execute_write(
+        sqlx::query(
+            "UPDATE sync_runs SET status = ?, finished_at = ?, \
+         error = 'interrupted: the process stopped before the run finished' WHERE status = ?",
+        )
+        .bind(RunStatus::Failed.as_str())
+        .bind(now_iso())
+        .bind(RunStatus::Running.as_str()),
     )
-    .bind(now_iso())).await
+    .await
 }
 
 /// The latest run of `job`, if any.
@@ -163,9 +171,10 @@ pub async fn last(db: &Db, job: Job) -> Result<Option<RunRow>, StoreError> {
 /// The latest successful run of `job`, if any.
 pub async fn last_ok(db: &Db, job: Job) -> Result<Option<RunRow>, StoreError> {
     Ok(sqlx::query_as(
-        "SELECT * FROM sync_runs WHERE job = ? AND status = 'ok' ORDER BY id DESC LIMIT 1",
+        "SELECT * FROM sync_runs WHERE job = ? AND status = ? ORDER BY id DESC LIMIT 1",
     )
     .bind(job.as_str())
+    .bind(RunStatus::Ok.as_str())
     .fetch_optional(&db.pool)
     .await?)
 }
@@ -199,11 +208,12 @@ pub async fn totals(db: &Db) -> Result<Vec<RunTotal>, StoreError> {
 pub async fn prune(db: &Db, before: &str) -> Result<u64, StoreError> {
     db.execute_write(
         sqlx::query(
-            "DELETE FROM sync_runs WHERE finished_at < ? AND status != 'running' \
+            "DELETE FROM sync_runs WHERE finished_at < ? AND status != ? \
          AND id NOT IN (SELECT max(id) FROM sync_runs GROUP BY job) \
          AND NOT EXISTS (SELECT 1 FROM device_changes c WHERE c.run_id = sync_runs.id)",
         )
-        .bind(before),
+        .bind(before)
+        .bind(RunStatus::Running.as_str()),
     )
     .await
 }

@@ -4,7 +4,7 @@
 use crate::helpers::{
     TestEnv, checksum, count, devices_checksum, last_run, log_lines, stored_devices, text,
 };
-use d42sync::jobs::pull_devices::{self, PullOptions};
+use d42sync::jobs::pull::{self, PullOptions};
 use d42sync::sim::{Drift, Fault, FaultRule, SimConfig};
 use sqlx::Connection;
 use std::collections::HashMap;
@@ -24,7 +24,7 @@ fn sim(devices: usize) -> SimConfig {
 async fn pull(env: &TestEnv) -> Result<&'static str, String> {
     let s = env.settings();
     let db = env.db().await;
-    let r = pull_devices::run(
+    let r = pull::run(
         &db,
         &env.client(),
         &s.devices,
@@ -33,7 +33,7 @@ async fn pull(env: &TestEnv) -> Result<&'static str, String> {
     )
     .await;
     db.close().await;
-    r.map(|r| r.outcome).map_err(|e| format!("{e:#}"))
+    r.map(|r| r.outcome.as_str()).map_err(|e| format!("{e:#}"))
 }
 
 fn expected(env: &TestEnv) -> Vec<(i64, String)> {
@@ -973,7 +973,7 @@ async fn the_wal_a_long_reader_held_back_shrinks_to_its_limit_after_the_next_che
     let db = env.db().await;
     let s = env.settings();
     let cancel = CancellationToken::new();
-    pull_devices::run(
+    pull::run(
         &db,
         &env.client(),
         &s.devices,

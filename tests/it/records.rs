@@ -3,7 +3,7 @@
 
 use crate::helpers::{TestEnv, count};
 use d42sync::device::DeviceColumns;
-use d42sync::jobs::pull_devices::{self, PullOptions};
+use d42sync::jobs::pull::{self, PullOptions};
 use d42sync::sim::SimConfig;
 use sqlx::Row;
 use tokio_util::sync::CancellationToken;
@@ -19,7 +19,7 @@ async fn pulled(devices: usize, extra: &str) -> TestEnv {
     )
     .await;
     let db = env.db().await;
-    pull_devices::run(
+    pull::run(
         &db,
         &env.client(),
         &env.settings().devices,

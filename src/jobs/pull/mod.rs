@@ -1,0 +1,182 @@
+//! The device pull: pages `devices.endpoint` into a staging table and swaps the complete
+//! snapshot into `devices` in one transaction.
+//!
+//! A pull is complete only when the distinct ids received equal the `total_count` the server
+//! reported and that count did not move while paging ([`paging`]). If the inventory shifted
+//! under the pager (repeated or skipped rows), the pull starts over, up to
+//! `devices.max_drift_retries` times; one that never gets a consistent picture fails and changes
+//! nothing. Pages are fetched `devices.concurrency` at a time and parsed on the runtime's worker
+//! threads ([`pager`]); memory is bounded by the pages in flight and two received ones waiting
+//! to be staged, not by the inventory. A page whose body hashes as the same page of the last
+//! applied pull is not parsed: its records are the ones stored ([`crate::store::pages`]).
+//! [`report`] has the lines a run logs as it ends.
+
+mod error;
+mod pager;
+mod paging;
+mod report;
+
+use super::{Outcome, RunReport, Start};
+use crate::config::DevicesSettings;
+use crate::d42::Client;
+use crate::store::Db;
+use crate::store::devices::{self, ApplyOutcome, DeleteGuard, PageCounts, PullStage};
+use crate::store::runs::{self, Job, RunCounts, RunStatus};
+use error::PullError;
+use std::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+/// Options of one pull.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PullOptions {
+    /// Apply even if the mass-deletion guard would hold the pull.
+    pub allow_mass_delete: bool,
+}
+
+/// Runs one pull and records it in `sync_runs`. Logs one INFO line on success, one WARN line
+/// when held, one ERROR line on failure (DEBUG for a failed probe while Device42 is
+/// unreachable); returns `Err` only when the run failed. While calls to Device42 are paused and
+/// no probe is due, the run is skipped: outcome `paused`, nothing recorded.
+pub async fn run(
+    db: &Db,
+    client: &Client,
+    settings: &DevicesSettings,
+    options: PullOptions,
+    cancel: &CancellationToken,
+) -> anyhow::Result<RunReport> {
+    let started = Instant::now();
+    let start = match Start::of(client, Job::PullDevices, started) {
+        Ok(start) => start,
+        Err(skipped) => return Ok(skipped),
+    };
+    let run_id = runs::start(db, Job::PullDevices).await?;
+    let span = tracing::info_span!("run", job = "pull_devices", run_id);
+    async move {
+        if client.is_insecure() {
+            tracing::warn!("device42.insecure_skip_tls_verify is true: the appliance's certificate is not checked");
+        }
+        let result = pull_and_apply(db, client, settings, options, cancel, run_id).await;
+        let duration = started.elapsed();
+        let report = |outcome, counts| RunReport {
+            run_id: Some(run_id),
+            outcome,
+            counts,
+            duration,
+        };
+        match result {
+            Ok((ApplyOutcome::Applied(counts), pages)) => {
+                report::applied(&counts, pages, duration, client.metrics());
+                prune(db, settings).await;
+                let stored = devices::count(db).await.unwrap_or(0);
+                client.metrics().set_devices_stored(stored);
+                Ok(report(Outcome::Ok, counts))
+            }
+            Ok((
+                ApplyOutcome::Held {
+                    stored,
+                    incoming,
+                    removing,
+                },
+                _,
+            )) => {
+                report::held((stored, incoming, removing), settings, duration, client.metrics());
+                let counts = RunCounts {
+                    items: incoming,
+                    removed: removing,
+                    ..Default::default()
+                };
+                Ok(report(Outcome::Held, counts))
+            }
+            Err(e) => {
+                report::failed(&e, (&start, client), settings, duration);
+                let message = e.to_string();
+                let counts = RunCounts::default();
+                let recorded = runs::finish(db, run_id, RunStatus::Failed, counts, Some(&message));
+                if let Err(record) = recorded.await {
+                    tracing::warn!(error = %record, "could not record the failed run");
+                }
+                Err(anyhow::Error::new(e).context("pull failed"))
+            }
+        }
+    }
+    .instrument(span)
+    .await
+}
+
+/// Pulls into a fresh stage and applies it; what the apply did and how the pages were taken.
+async fn pull_and_apply(
+    db: &Db,
+    client: &Client,
+    settings: &DevicesSettings,
+    options: PullOptions,
+    cancel: &CancellationToken,
+    run_id: i64,
+) -> Result<(ApplyOutcome, PageCounts), PullError> {
+    let mut stage = PullStage::new(db, run_id).await?;
+    let items = match pull_with_retries(&mut stage, client, settings, cancel).await {
+        Ok(items) => items,
+        Err(e) => {
+            stage.discard().await;
+            return Err(e);
+        }
+    };
+    let guard = DeleteGuard {
+        max_delete_fraction: settings.max_delete_fraction,
+        allow_mass_delete: options.allow_mass_delete,
+    };
+    crate::failpoint::hit("pull.before_apply");
+    let started = Instant::now();
+    let pages = stage.pages();
+    let outcome = stage.apply(items, guard).await?;
+    tracing::debug!(
+        ms = started.elapsed().as_millis() as u64,
+        "snapshot applied"
+    );
+    Ok((outcome, pages))
+}
+
+/// Pulls into the stage until one pass sees a consistent inventory; the number of devices.
+async fn pull_with_retries(
+    stage: &mut PullStage,
+    client: &Client,
+    settings: &DevicesSettings,
+    cancel: &CancellationToken,
+) -> Result<i64, PullError> {
+    let mut attempt = 0;
+    let items = loop {
+        attempt += 1;
+        if attempt > 1 {
+            stage.clear().await?;
+        }
+        match paging::pull_once(stage, client, settings, cancel).await {
+            Ok(items) => break items,
+            Err(PullError::Drift(reason)) if attempt <= settings.max_drift_retries => {
+                tracing::warn!(attempt, reason = %reason, "inventory changed while paging; starting the pull over");
+            }
+            Err(PullError::Drift(reason)) => {
+                return Err(PullError::Drift(format!(
+                    "{reason} (gave up after {attempt} attempts)"
+                )));
+            }
+            Err(e) => return Err(e),
+        }
+    };
+    if cancel.is_cancelled() {
+        return Err(PullError::Cancelled);
+    }
+    Ok(items)
+}
+
+/// Drops change rows and runs past their retention; a failure here is only worth a warning.
+async fn prune(db: &Db, settings: &DevicesSettings) {
+    let before = crate::time::iso(crate::time::sub(chrono::Utc::now(), settings.keep_changes));
+    match devices::prune_changes(db, &before).await {
+        Ok(0) => {}
+        Ok(n) => tracing::debug!(rows = n, "pruned old device_changes"),
+        Err(e) => tracing::warn!(error = %e, "could not prune device_changes"),
+    }
+    if let Err(e) = runs::prune(db, &before).await {
+        tracing::warn!(error = %e, "could not prune sync_runs");
+    }
+}

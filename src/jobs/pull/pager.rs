@@ -1,0 +1,263 @@
+//! The page fetcher: requests pages `devices.concurrency` at a time in the order they are
+//! queued, and parses each on a worker thread unless its body is the one the last applied pull
+//! got at the same place.
+
+use super::error::PullError;
+use crate::config::DevicesSettings;
+use crate::d42::{self, Client};
+use crate::device::DeviceColumns;
+use crate::store::pages::{KnownPage, KnownPages};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::AbortOnDropHandle;
+use tracing::Instrument;
+
+/// A fetched page.
+pub(super) struct FetchedPage {
+    /// The offset asked for.
+    pub(super) offset: u64,
+    /// The limit asked for.
+    pub(super) asked: u64,
+    /// xxh3-128 of the body.
+    pub(super) hash: u128,
+    /// `total_count` as the body gave it.
+    pub(super) total_count: Option<u64>,
+    /// `limit` as the body gave it (a server may cap what was asked).
+    pub(super) limit: Option<u64>,
+    /// The records, or that they are the last pull's.
+    pub(super) content: PageContent,
+}
+
+/// What a fetched page holds.
+pub(super) enum PageContent {
+    /// Parsed into an index over its body (no copy of the records).
+    Parsed {
+        body: Vec<u8>,
+        /// Each device in page order.
+        items: Vec<FetchedItem>,
+    },
+    /// The same body as the last applied pull got here: the same records, already stored.
+    Known(KnownPage),
+}
+
+impl FetchedPage {
+    /// Devices on the page.
+    pub(super) fn len(&self) -> u64 {
+        match &self.content {
+            PageContent::Parsed { items, .. } => items.len() as u64,
+            PageContent::Known(page) => page.count,
+        }
+    }
+
+    /// The first and the last device id, if the page has any.
+    pub(super) fn first_and_last(&self) -> Option<(i64, i64)> {
+        match &self.content {
+            PageContent::Parsed { items, .. } => {
+                Some((items.first()?.device_id, items.last()?.device_id))
+            }
+            PageContent::Known(page) => Some((page.first_id?, page.last_id?)),
+        }
+    }
+}
+
+/// One device of a fetched page.
+pub(super) struct FetchedItem {
+    /// Device42's id.
+    pub(super) device_id: i64,
+    /// Hash of the raw record.
+    pub(super) hash: i64,
+    /// Where the record's JSON lies in the page body.
+    pub(super) range: std::ops::Range<usize>,
+    /// The typed columns derived from it.
+    pub(super) columns: DeviceColumns,
+}
+
+/// Received pages held beyond those in flight. A page is parsed, then waits for the pages before
+/// it to be staged; if it held its request slot meanwhile, every slow stage would idle the link.
+/// On a 200 ms link with 8 in flight, two such pages took a first load of 100 000 devices from
+/// 3.6 s to 3.2 s; each costs about 3 MB while the stage is behind (`bench/findings.md`).
+const RECEIVED_AHEAD: usize = 2;
+
+/// A page fetch running on its own task; dropping it aborts the fetch.
+pub(super) type Fetching = AbortOnDropHandle<Result<FetchedPage, PullError>>;
+
+/// What every page fetch of one pass shares.
+#[derive(Clone)]
+pub(super) struct Pager {
+    /// The client every request goes through.
+    client: Client,
+    /// The endpoint, its columns and the concurrency.
+    settings: DevicesSettings,
+    /// The last applied pull's pages.
+    known: Arc<KnownPages>,
+    /// Ends every fetch when the service stops.
+    cancel: CancellationToken,
+    /// `devices.concurrency` permits: one per request in flight.
+    in_flight: Arc<Semaphore>,
+    /// Told when the page queued last has its slot.
+    last: Arc<Mutex<Option<oneshot::Receiver<()>>>>,
+}
+
+/// A page's place in the queue for request slots.
+struct Turn {
+    /// Told when the page queued before has its slot; `None` for the first page.
+    before: Option<oneshot::Receiver<()>>,
+    /// Tells the page queued next.
+    mine: oneshot::Sender<()>,
+}
+
+impl Pager {
+    /// A pager for one pass, which knows the last applied pull's pages as `known`.
+    pub(super) fn new(
+        client: &Client,
+        settings: &DevicesSettings,
+        known: Arc<KnownPages>,
+        cancel: &CancellationToken,
+    ) -> Self {
+        Self {
+            client: client.clone(),
+            settings: settings.clone(),
+            known,
+            cancel: cancel.clone(),
+            in_flight: Arc::new(Semaphore::new(settings.concurrency)),
+            last: Arc::default(),
+        }
+    }
+
+    /// Pages fetched ahead of the one being staged: those in flight, and up to
+    /// [`RECEIVED_AHEAD`] received ones that are being parsed or wait their turn.
+    pub(super) fn lookahead(&self) -> usize {
+        self.settings.concurrency + RECEIVED_AHEAD
+    }
+
+    /// Queues for a request slot: behind every page queued before, so pages are requested in
+    /// the order they are queued whichever task runs first.
+    fn queue(&self) -> Turn {
+        let (mine, next) = oneshot::channel();
+        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        Turn {
+            before: last.replace(next),
+            mine,
+        }
+    }
+
+    /// A request slot, once the page queued before has one and a slot is free. (`None` only if
+    /// the semaphore were closed, which it never is.)
+    async fn slot(&self, turn: Turn) -> Option<OwnedSemaphorePermit> {
+        if let Some(before) = turn.before {
+            // An error: that page was dropped before it got a slot, which frees the turn too.
+            let _ = before.await;
+        }
+        let slot = Arc::clone(&self.in_flight).acquire_owned().await.ok();
+        let _ = turn.mine.send(());
+        slot
+    }
+
+    /// Queues the page for a slot now, then fetches it on a worker thread.
+    pub(super) fn spawn(&self, offset: u64, limit: u64) -> Fetching {
+        let turn = self.queue();
+        let pager = self.clone();
+        // The run's span goes with the page, so the page's retry lines carry `job` and `run_id`.
+        AbortOnDropHandle::new(tokio::spawn(
+            async move {
+                let slot = pager.slot(turn).await;
+                pager.fetch_in(slot, offset, limit).await
+            }
+            .instrument(tracing::Span::current()),
+        ))
+    }
+
+    /// Queues the page for a slot, then fetches it here.
+    pub(super) async fn fetch(&self, offset: u64, limit: u64) -> Result<FetchedPage, PullError> {
+        let slot = self.slot(self.queue()).await;
+        self.fetch_in(slot, offset, limit).await
+    }
+
+    /// Fetches one page in `slot` and parses it unless it is known. The page counts as in
+    /// flight until its body is in: parsing it and waiting for its turn to be staged do not
+    /// hold up the next request.
+    async fn fetch_in(
+        &self,
+        slot: Option<OwnedSemaphorePermit>,
+        offset: u64,
+        limit: u64,
+    ) -> Result<FetchedPage, PullError> {
+        let Self {
+            client,
+            settings,
+            known,
+            cancel,
+            ..
+        } = self;
+        let query = page_query(settings, offset, limit);
+        let started = Instant::now();
+        let body = tokio::select! {
+            body = client.get(&settings.endpoint, &query) => body?,
+            () = cancel.cancelled() => return Err(PullError::Cancelled),
+        };
+        drop(slot);
+        tracing::debug!(
+            offset,
+            bytes = body.bytes.len(),
+            ms = started.elapsed().as_millis() as u64,
+            "page fetched"
+        );
+        let hash = xxhash_rust::xxh3::xxh3_128(&body.bytes);
+        if let Some(page) = known.get(&(offset, limit)).filter(|page| page.hash == hash) {
+            return Ok(FetchedPage {
+                offset,
+                asked: limit,
+                hash,
+                total_count: page.total_count,
+                limit: page.limit,
+                content: PageContent::Known(*page),
+            });
+        }
+        let parsed =
+            d42::models::parse_device_page(&body.bytes).map_err(|cause| body.bad(cause))?;
+        if std::str::from_utf8(&body.bytes).is_err() {
+            return Err(body.bad("body is not valid utf-8").into());
+        }
+        let base = body.bytes.as_ptr() as usize;
+        let items = parsed
+            .items
+            .into_iter()
+            .map(|item| {
+                let start = item.raw.as_ptr() as usize - base;
+                FetchedItem {
+                    device_id: item.device_id,
+                    hash: xxhash_rust::xxh3::xxh3_64(item.raw.as_bytes()) as i64,
+                    range: start..start + item.raw.len(),
+                    columns: item.columns,
+                }
+            })
+            .collect();
+        Ok(FetchedPage {
+            offset,
+            asked: limit,
+            hash,
+            total_count: parsed.total_count,
+            limit: parsed.limit,
+            content: PageContent::Parsed {
+                body: body.bytes,
+                items,
+            },
+        })
+    }
+}
+
+/// The query of one page: paging, `blankasnull=yes` (so that Device42 sends null, not `""`,
+/// for an unset field), and `include_cols` for a v2 endpoint (v1 records are full without it).
+fn page_query(settings: &DevicesSettings, offset: u64, limit: u64) -> Vec<(&'static str, String)> {
+    let mut query = vec![
+        ("limit", limit.to_string()),
+        ("offset", offset.to_string()),
+        ("blankasnull", "yes".to_string()),
+    ];
+    if settings.endpoint.starts_with("/api/2.0/") && !settings.include_cols.is_empty() {
+        query.push(("include_cols", settings.include_cols.join(",")));
+    }
+    query
+}

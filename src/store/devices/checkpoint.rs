@@ -1,0 +1,90 @@
+//! The WAL checkpointer of a first pull's load: `PASSIVE` checkpoints beside the staging, and
+//! pauses that let SQLite rewind the WAL.
+
+use crate::store::StoreError;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
+use tokio::sync::{Notify, watch};
+use tokio_util::task::AbortOnDropHandle;
+
+/// Runs `PASSIVE` checkpoints on a connection of its own while a load commits page after page.
+///
+/// A checkpoint after each commit on the staging connection (SQLite's automatic one) puts its
+/// I/O and fsyncs in the way of the next page; one at the end copies the whole load at once. In a
+/// task of its own it overlaps with the staging, and a `PASSIVE` checkpoint never blocks it. But
+/// SQLite rewinds the WAL only when a write begins after a checkpoint has copied all of it, which
+/// a writer that never pauses does not allow: the load pauses now and then
+/// ([`Self::after_commit`]), so the WAL and the memory that indexes it stay small whatever the
+/// inventory's size (without the pauses: 2.4 GB of WAL for 400 000 devices; with them, 47 MB).
+/// A pause lasts one checkpoint: when a report's long read holds frames back, waiting longer
+/// would not free them.
+pub(super) struct Checkpointer {
+    /// Pokes the task to run a checkpoint.
+    wake: Arc<Notify>,
+    /// Numbers the checkpoints as they start.
+    started: Arc<AtomicU64>,
+    /// The number of the latest checkpoint that finished.
+    finished: watch::Receiver<u64>,
+    /// The task that runs them, on a connection of its own.
+    task: AbortOnDropHandle<()>,
+}
+
+impl Checkpointer {
+    /// Pages committed between two pauses: about 40 MB of WAL at 1 000 records a page, below
+    /// the WAL size kept after a checkpoint (`JOURNAL_SIZE_LIMIT`).
+    const SETTLE_EVERY: u64 = 8;
+    /// The longest pause, should a checkpoint hang on the disk.
+    const SETTLE_LIMIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+    /// Starts the task, idle until the first commit.
+    pub(super) async fn start(pool: &sqlx::SqlitePool) -> Result<Self, StoreError> {
+        let mut conn = pool.acquire().await?;
+        // Aborted mid-checkpoint at the end of the load: closed rather than reused.
+        conn.close_on_drop();
+        let wake = Arc::new(Notify::new());
+        let started = Arc::new(AtomicU64::new(0));
+        let (done, finished) = watch::channel(0);
+        let (woken, numbering) = (Arc::clone(&wake), Arc::clone(&started));
+        let task = tokio::spawn(async move {
+            loop {
+                woken.notified().await;
+                let number = numbering.fetch_add(1, SeqCst) + 1;
+                // (busy, frames in the WAL, frames copied)
+                let result: Result<(i64, i64, i64), _> =
+                    sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
+                        .fetch_one(&mut *conn)
+                        .await;
+                tracing::trace!(?result, "checkpoint during the load");
+                if let Err(e) = result {
+                    tracing::debug!(error = %e, "checkpoint during the load failed");
+                }
+                done.send_replace(number);
+            }
+        });
+        Ok(Self {
+            wake,
+            started,
+            finished,
+            task: AbortOnDropHandle::new(task),
+        })
+    }
+
+    /// After the load's commit number `commits`: asks for a checkpoint (pokes while one runs make
+    /// one more, not one each), and every [`Self::SETTLE_EVERY`] commits waits until one that
+    /// started after this commit has finished: unless a reader holds frames back, it copied the
+    /// whole WAL, and the next commit rewinds it.
+    pub(super) async fn after_commit(&mut self, commits: u64) {
+        // Any checkpoint numbered above `before` started after the commit.
+        let before = self.started.load(SeqCst);
+        self.wake.notify_one();
+        if commits.is_multiple_of(Self::SETTLE_EVERY) {
+            let finished = self.finished.wait_for(|number| *number > before);
+            let _ = tokio::time::timeout(Self::SETTLE_LIMIT, finished).await;
+        }
+    }
+
+    /// Ends the task, mid-checkpoint if need be.
+    pub(super) fn stop(&self) {
+        self.task.abort();
+    }
+}

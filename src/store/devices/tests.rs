@@ -1,0 +1,397 @@
+//! Store-level tests of the pull path: load, compare, guard, swap and checkpointer, each on a
+//! fresh database file of its own.
+
+use super::checkpoint::Checkpointer;
+use super::{ApplyOutcome, DeleteGuard, PullStage, StageRow};
+use crate::device::DeviceColumns;
+use crate::store::pages::SeenPage;
+use crate::store::runs::{self, Job};
+use crate::store::{Db, StoreError};
+use tempfile::TempDir;
+
+/// A device as a test pulls it: its id and a version of its record.
+type Device = (i64, u32);
+
+/// Lets every pull through.
+const NO_GUARD: DeleteGuard = DeleteGuard {
+    max_delete_fraction: 1.0,
+    allow_mass_delete: false,
+};
+
+/// A fresh, migrated database in a directory of its own (dropped with the directory).
+async fn open() -> (TempDir, Db) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(&dir.path().join("d42sync.db")).await.unwrap();
+    (dir, db)
+}
+
+/// The record a device sends at `version`.
+fn raw((id, version): Device) -> String {
+    format!(r#"{{"device_id":{id},"name":"dev-{id}","version":{version}}}"#)
+}
+
+/// Stages `pages` as one pull into a stage opened for a new run; the run id and the stage.
+async fn staged(db: &Db, pages: &[&[Device]]) -> (i64, PullStage) {
+    let run_id = runs::start(db, Job::PullDevices).await.unwrap();
+    let mut stage = PullStage::new(db, run_id).await.unwrap();
+    for (k, page) in pages.iter().enumerate() {
+        let records: Vec<(Device, String, DeviceColumns)> = page
+            .iter()
+            .map(|&device| {
+                let columns = DeviceColumns {
+                    name: Some(format!("dev-{}", device.0)),
+                    ..Default::default()
+                };
+                (device, raw(device), columns)
+            })
+            .collect();
+        let ids: Vec<i64> = page.iter().map(|(id, _)| *id).collect();
+        let (lo, hi) = (ids.iter().min().unwrap(), ids.iter().max().unwrap());
+        let stored = stage.stored_hashes(*lo, *hi).await.unwrap();
+        let rows: Vec<StageRow<'_>> = records
+            .iter()
+            .map(|((id, version), raw, columns)| {
+                let hash = i64::from(*version);
+                StageRow {
+                    device_id: *id,
+                    raw_hash: hash,
+                    record: (stored.get(id) != Some(&hash)).then_some((raw.as_str(), columns)),
+                }
+            })
+            .collect();
+        let seen = SeenPage {
+            key: (k as u64 * 100, 100),
+            hash: (u128::from(run_id as u64) << 64) + k as u128,
+            total_count: None,
+            limit: None,
+            ids: Some(&ids),
+        };
+        stage.stage(seen, &rows).await.unwrap();
+    }
+    assert!(stage.finish().await.unwrap(), "no id repeated");
+    (run_id, stage)
+}
+
+/// Pulls `pages` and applies them under `guard`; the run id and what the apply did.
+async fn pull(db: &Db, pages: &[&[Device]], guard: DeleteGuard) -> (i64, ApplyOutcome) {
+    let (run_id, stage) = staged(db, pages).await;
+    let items = pages.iter().map(|p| p.len() as i64).sum();
+    (run_id, stage.apply(items, guard).await.unwrap())
+}
+
+/// The stored devices: id and record.
+async fn devices(db: &Db) -> Vec<(i64, String)> {
+    sqlx::query_as("SELECT device_id, raw FROM devices ORDER BY device_id")
+        .fetch_all(&db.pool)
+        .await
+        .unwrap()
+}
+
+/// The change rows of run `run_id`: device, change and record.
+async fn changes(db: &Db, run_id: i64) -> Vec<(i64, String, String)> {
+    sqlx::query_as(
+        "SELECT device_id, change, raw FROM device_changes WHERE run_id = ? ORDER BY device_id",
+    )
+    .bind(run_id)
+    .fetch_all(&db.pool)
+    .await
+    .unwrap()
+}
+
+/// The change rows of run `run_id`: device and change.
+async fn kinds(db: &Db, run_id: i64) -> Vec<(i64, String)> {
+    let rows = changes(db, run_id).await;
+    rows.into_iter()
+        .map(|(id, change, _)| (id, change))
+        .collect()
+}
+
+/// Run `run_id`'s status and counts (items, added, changed, removed).
+async fn run_row(db: &Db, run_id: i64) -> (String, [i64; 4]) {
+    let (status, items, added, changed, removed): (String, i64, i64, i64, i64) =
+        sqlx::query_as("SELECT status, items, added, changed, removed FROM sync_runs WHERE id = ?")
+            .bind(run_id)
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+    (status, [items, added, changed, removed])
+}
+
+/// The schema around the inventory: columns of `devices` and `device_changes`, then every
+/// index (name, table, columns), view and trigger, and any table a pull works in.
+async fn schema(db: &Db) -> Vec<String> {
+    let mut schema: Vec<String> = Vec::new();
+    for table in ["devices", "device_changes"] {
+        schema.push(
+            sqlx::query_scalar(
+                "SELECT group_concat(name || ' ' || type || ' ' || \"notnull\" || ' ' || pk, ', ') \
+                 FROM pragma_table_info(?)",
+            )
+            .bind(table)
+            .fetch_one(&db.pool)
+            .await
+            .unwrap(),
+        );
+    }
+    let objects: Vec<String> = sqlx::query_scalar(
+        "SELECT m.type || ' ' || m.name || ' ON ' || m.tbl_name || ' (' || \
+         coalesce((SELECT group_concat(i.name, ', ') FROM pragma_index_info(m.name) i), m.sql) || ')' \
+         FROM sqlite_schema m WHERE m.type IN ('index', 'view', 'trigger') AND m.sql IS NOT NULL \
+         OR m.name LIKE 'pull_load%' OR m.name = 'pull_swap' ORDER BY m.type, m.name",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
+    schema.extend(objects);
+    schema
+}
+
+/// Rows in `table`.
+async fn count(db: &Db, table: &str) -> i64 {
+    sqlx::query_scalar(&format!("SELECT count(*) FROM {table}"))
+        .fetch_one(&db.pool)
+        .await
+        .unwrap()
+}
+
+/// Runs `sql` on the pool.
+async fn exec(db: &Db, sql: &str) {
+    sqlx::raw_sql(sql).execute(&db.pool).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_first_pull_loads_every_page_and_logs_each_device_as_added() {
+    let (_dir, db) = open().await;
+
+    let (run_id, outcome) = pull(&db, &[&[(1, 1), (2, 1)], &[(3, 1)]], NO_GUARD).await;
+
+    assert!(matches!(outcome, ApplyOutcome::Applied(c) if c.items == 3 && c.added == 3));
+    let want: Vec<(i64, String)> = [(1, 1), (2, 1), (3, 1)].map(|d| (d.0, raw(d))).into();
+    assert_eq!(devices(&db).await, want);
+    assert_eq!(
+        kinds(&db, run_id).await,
+        [1, 2, 3].map(|id| (id, "added".to_string()))
+    );
+    assert_eq!(run_row(&db, run_id).await, ("ok".into(), [3, 3, 0, 0]));
+}
+
+#[tokio::test]
+async fn a_second_pull_logs_added_changed_and_removed_devices_and_counts_them() {
+    let (_dir, db) = open().await;
+    pull(
+        &db,
+        &[&[(1, 1), (2, 1), (3, 1)], &[(4, 1), (5, 1)]],
+        NO_GUARD,
+    )
+    .await;
+
+    // 1 and 3 unchanged, 2 edited, 4 and 5 gone, 6 new.
+    let (run_id, outcome) = pull(&db, &[&[(1, 1), (2, 2), (3, 1)], &[(6, 1)]], NO_GUARD).await;
+
+    let counts = match outcome {
+        ApplyOutcome::Applied(counts) => counts,
+        held => panic!("{held:?}"),
+    };
+    assert_eq!(
+        [counts.items, counts.added, counts.changed, counts.removed],
+        [4, 1, 1, 2]
+    );
+    let want: Vec<(i64, String)> = [(1, 1), (2, 2), (3, 1), (6, 1)]
+        .map(|d| (d.0, raw(d)))
+        .into();
+    assert_eq!(devices(&db).await, want);
+    assert_eq!(
+        changes(&db, run_id).await,
+        [
+            (2, "changed".to_string(), raw((2, 2))),
+            (4, "removed".to_string(), raw((4, 1))),
+            (5, "removed".to_string(), raw((5, 1))),
+            (6, "added".to_string(), raw((6, 1))),
+        ]
+    );
+    assert_eq!(run_row(&db, run_id).await, ("ok".into(), [4, 1, 1, 2]));
+}
+
+#[tokio::test]
+async fn the_deletion_guard_holds_a_pull_that_removes_too_much_and_changes_nothing() {
+    let (_dir, db) = open().await;
+    pull(&db, &[&[(1, 1), (2, 1), (3, 1), (4, 1)]], NO_GUARD).await;
+    let before = devices(&db).await;
+    let guard = DeleteGuard {
+        max_delete_fraction: 0.5,
+        allow_mass_delete: false,
+    };
+
+    let (run_id, outcome) = pull(&db, &[&[(1, 2)]], guard).await;
+
+    assert_eq!(
+        outcome,
+        ApplyOutcome::Held {
+            stored: 4,
+            incoming: 1,
+            removing: 3
+        }
+    );
+    assert_eq!(devices(&db).await, before);
+    assert!(changes(&db, run_id).await.is_empty());
+    assert_eq!(run_row(&db, run_id).await, ("held".into(), [1, 0, 0, 3]));
+
+    let overridden = DeleteGuard {
+        allow_mass_delete: true,
+        ..guard
+    };
+    let (_, outcome) = pull(&db, &[&[(1, 2)]], overridden).await;
+    assert!(matches!(outcome, ApplyOutcome::Applied(c) if c.removed == 3 && c.changed == 1));
+}
+
+#[tokio::test]
+async fn a_first_pull_swaps_in_tables_with_every_index_view_and_column_as_before() {
+    let (_dir, db) = open().await;
+    exec(
+        &db,
+        "CREATE VIEW report AS SELECT name, serial_no FROM devices; \
+         CREATE INDEX report_by_serial ON devices (serial_no);",
+    )
+    .await;
+    let before = schema(&db).await;
+
+    let (_, outcome) = pull(&db, &[&[(1, 1), (2, 1)], &[(3, 1)]], NO_GUARD).await;
+
+    assert!(matches!(outcome, ApplyOutcome::Applied(c) if c.added == 3));
+    assert_eq!(schema(&db).await, before);
+    assert_eq!(count(&db, "report").await, 3);
+    assert_eq!(db.integrity_check().await.unwrap(), "ok");
+}
+
+#[tokio::test]
+async fn a_first_load_into_emptied_devices_keeps_the_change_log_and_adds_to_it() {
+    let (_dir, db) = open().await;
+    let (first, _) = pull(&db, &[&[(1, 1), (2, 1)]], NO_GUARD).await;
+    exec(&db, "DELETE FROM devices").await;
+
+    let (second, outcome) = pull(&db, &[&[(1, 2), (2, 2), (3, 1)]], NO_GUARD).await;
+
+    assert!(matches!(outcome, ApplyOutcome::Applied(c) if c.added == 3));
+    assert_eq!(changes(&db, first).await.len(), 2, "the history is kept");
+    assert_eq!(
+        kinds(&db, second).await,
+        [1, 2, 3].map(|id| (id, "added".to_string()))
+    );
+    assert_eq!(devices(&db).await.len(), 3);
+}
+
+#[tokio::test]
+async fn a_trigger_on_devices_keeps_a_first_pull_out_of_the_swap_and_fires_for_each_device() {
+    let (_dir, db) = open().await;
+    exec(
+        &db,
+        "CREATE TABLE audit (n INTEGER); \
+         CREATE TRIGGER devices_audit AFTER INSERT ON devices BEGIN INSERT INTO audit VALUES (1); END",
+    )
+    .await;
+    let before = schema(&db).await;
+
+    pull(&db, &[&[(1, 1), (2, 1)]], NO_GUARD).await;
+
+    assert_eq!(schema(&db).await, before);
+    assert_eq!(
+        count(&db, "audit").await,
+        2,
+        "the trigger fired for each device"
+    );
+}
+
+#[tokio::test]
+async fn a_discarded_load_leaves_the_empty_tables_and_their_indexes_as_they_were() {
+    let (_dir, db) = open().await;
+    let before = schema(&db).await;
+    let (_, stage) = staged(&db, &[&[(1, 1), (2, 1)]]).await;
+
+    stage.discard().await;
+
+    assert_eq!(schema(&db).await, before);
+    assert!(devices(&db).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_discarded_compare_leaves_the_inventory_untouched() {
+    let (_dir, db) = open().await;
+    pull(&db, &[&[(1, 1), (2, 1)]], NO_GUARD).await;
+    let before = devices(&db).await;
+    let (run_id, stage) = staged(&db, &[&[(1, 2), (3, 1)]]).await;
+
+    stage.discard().await;
+
+    assert_eq!(devices(&db).await, before);
+    assert!(changes(&db, run_id).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_load_whose_devices_were_written_meanwhile_is_refused_and_leaves_them() {
+    let (_dir, db) = open().await;
+    let before = schema(&db).await;
+    let (_, stage) = staged(&db, &[&[(1, 1), (2, 1)]]).await;
+    exec(
+        &db,
+        "INSERT INTO devices (device_id, raw, raw_hash, first_seen, last_changed) \
+         VALUES (9, '{}', 0, 'then', 'then')",
+    )
+    .await;
+
+    let refused = stage.apply(2, NO_GUARD).await;
+
+    assert!(
+        matches!(refused, Err(StoreError::Conflict(_))),
+        "{refused:?}"
+    );
+    assert_eq!(devices(&db).await, [(9, "{}".to_string())]);
+    assert_eq!(schema(&db).await, before);
+}
+
+#[tokio::test]
+async fn a_load_left_behind_by_a_crash_is_dropped_and_its_indexes_given_back() {
+    let (_dir, db) = open().await;
+    let before = schema(&db).await;
+    // Dropped without a discard, as a killed process leaves it: the load tables stay.
+    let (_, stage) = staged(&db, &[&[(1, 1)]]).await;
+    drop(stage);
+    assert_ne!(schema(&db).await, before, "the load tables are left");
+
+    let (_, outcome) = pull(&db, &[&[(1, 1), (2, 1)]], NO_GUARD).await;
+
+    assert!(matches!(outcome, ApplyOutcome::Applied(c) if c.added == 2));
+    assert_eq!(schema(&db).await, before);
+}
+
+#[tokio::test]
+async fn the_checkpointer_copies_committed_pages_into_the_database_file() {
+    let (dir, db) = open().await;
+    let file = dir.path().join("d42sync.db");
+    let mut writer = db.pool.acquire().await.unwrap();
+    // As during a load: the writer leaves checkpoints to the checkpointer.
+    exec(&db, "CREATE TABLE filler (b BLOB)").await;
+    sqlx::query("PRAGMA wal_autocheckpoint = 0")
+        .execute(&mut *writer)
+        .await
+        .unwrap();
+    sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+        .execute(&mut *writer)
+        .await
+        .unwrap();
+    let size_before = std::fs::metadata(&file).unwrap().len();
+    let mut checkpointer = Checkpointer::start(&db.pool).await.unwrap();
+    sqlx::query("INSERT INTO filler VALUES (zeroblob(4 * 1024 * 1024))")
+        .execute(&mut *writer)
+        .await
+        .unwrap();
+
+    // The eighth commit waits for a checkpoint that started after it.
+    checkpointer.after_commit(8).await;
+
+    let size_after = std::fs::metadata(&file).unwrap().len();
+    assert!(
+        size_after >= size_before + 4 * 1024 * 1024,
+        "{size_before} -> {size_after}"
+    );
+    checkpointer.stop();
+}

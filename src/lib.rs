@@ -11,11 +11,14 @@
 //! - [`jobs`]: the pull and push jobs, the only place where [`d42`] and [`store`] meet.
 //! - [`daemon`]: the long-running service: scheduler, signals, single-instance lock, systemd notify.
 //! - [`metrics`]: process-wide counters and the Prometheus text exposition.
-//! - [`httpd`]: a small HTTP/1.1 server used by the simulator and the metrics endpoint.
-//! - [`sim`]: the Device42 stand-in used by `simulate`, `demo`, the tests and the benchmark.
+//! - [`httpd`]: a small HTTP/1.1 server used by the metrics endpoint.
 //! - [`commands`]: what each subcommand does, as glue over the modules above.
 //! - [`time`]: timestamps as stored, and duration parsing.
-//! - [`failpoint`]: named crash points for the crash tests.
+//! - [`failpoint`]: named crash points for the crash tests (only with the `failpoints` feature,
+//!   which the tests turn on; a no-op in every build that ships).
+//!
+//! The Device42 stand-in the tests, the benchmark and the demo use is the `d42sim` crate of this
+//! workspace; this crate does not depend on it.
 
 pub mod cli;
 pub mod commands;
@@ -27,7 +30,6 @@ pub mod failpoint;
 pub mod httpd;
 pub mod jobs;
 pub mod metrics;
-pub mod sim;
 pub mod store;
 pub mod telemetry;
 pub mod time;

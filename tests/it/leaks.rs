@@ -3,8 +3,8 @@
 //! when the appliance echoes the key and secret back in its answers.
 
 use crate::helpers::{TestEnv, text};
+use d42sim::{Fault, FaultRule, SimConfig};
 use d42sync::httpd::{Request, Response};
-use d42sync::sim::{Fault, FaultRule, SimConfig};
 use futures::future::BoxFuture;
 use tokio_util::sync::CancellationToken;
 

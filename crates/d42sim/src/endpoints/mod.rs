@@ -1,5 +1,5 @@
-//! The endpoints, and the handler in front of them: records each request, applies faults, checks the Bearer
-//! token on `/api/`, and dispatches to the endpoint modules.
+//! The endpoints, and the handler in front of them: it records each request, applies faults,
+//! checks the Bearer token on `/api/`, and dispatches to the endpoint modules.
 
 mod auth;
 mod buildings;

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """The d42sync performance benchmark: whole-process wall time and peak RSS of `d42sync pull` and
-`d42sync push` against `d42sync simulate` on loopback, side by side with the Python baseline
+`d42sync push` against `d42sim simulate` on loopback, side by side with the Python baseline
 (bench/baseline.py) and the floors (examples/floor_download.rs, examples/floor_insert.rs).
 
     python3 bench/run.py            # full run, 3 runs per scenario, writes bench/results.md
@@ -82,7 +82,7 @@ def measure(cmd, logfile, env=None, timeout=CHILD_TIMEOUT_S):
 
 
 class Simulator:
-    """A fresh `d42sync simulate` on 127.0.0.1, on a port the kernel picks."""
+    """A fresh `d42sim simulate` on 127.0.0.1, on a port the kernel picks."""
 
     def __init__(self, binary, devices, logfile, page_delay=None, post_delay=None):
         cmd = [str(binary), "simulate", "--listen", "127.0.0.1:0", "--devices", str(devices)]
@@ -165,6 +165,7 @@ def build():
 class Bins:
     def __init__(self, release):
         self.d42sync = release / "d42sync"
+        self.d42sim = release / "d42sim"
         self.floor_download = release / "examples" / "floor_download"
         self.floor_insert = release / "examples" / "floor_insert"
         for b in (self.d42sync, self.floor_download, self.floor_insert):
@@ -253,7 +254,7 @@ def pull_scenario(bins, name, devices, runs, *, page_delay=None, repull=False, i
            "baseline_repull": [], "floor_ins": []}
     scratch = fresh_dir(name)
     log(f"{name}: starting the simulator with {devices} devices")
-    with Simulator(bins.d42sync, devices, scratch / "simulator.log", page_delay=page_delay) as sim:
+    with Simulator(bins.d42sim, devices, scratch / "simulator.log", page_delay=page_delay) as sim:
         # The simulator renders a record on first request and caches it: one untimed pass
         # first, so that no measured client pays for rendering.
         warm = floor_download(bins, sim, scratch, "warmup")
@@ -311,7 +312,7 @@ def push_scenario(bins, name, buildings, runs, post_delay):
     res = {"load_before": load(), "buildings": buildings, "d42": []}
     scratch = fresh_dir(name)
     log(f"{name}: starting the simulator with {post_delay} per POST")
-    with Simulator(bins.d42sync, 1, scratch / "simulator.log", post_delay=post_delay) as sim:
+    with Simulator(bins.d42sim, 1, scratch / "simulator.log", post_delay=post_delay) as sim:
         for i in range(runs):
             run_dir = fresh_dir(f"{name}/run{i + 1}")
             config = write_config(run_dir, sim.base_url)

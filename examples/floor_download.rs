@@ -17,7 +17,7 @@ use anyhow::{Context, bail};
 use futures::StreamExt;
 use std::time::Instant;
 
-/// The simulator's default API client credentials (`d42sync simulate`).
+/// The simulator's default API client credentials (`d42sim simulate`).
 const CLIENT_KEY: &str = "sim-client-key";
 const SECRET_KEY: &str = "sim-secret-key";
 

@@ -25,7 +25,7 @@ use sqlx::{ConnectOptions, Connection};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-/// The simulator's default API client credentials (`d42sync simulate`).
+/// The simulator's default API client credentials (`d42sim simulate`).
 const CLIENT_KEY: &str = "sim-client-key";
 const SECRET_KEY: &str = "sim-secret-key";
 

@@ -1,7 +1,6 @@
 //! The command line: clap definitions only. What each command does lives in [`crate::commands`].
 
 use clap::{Args, Parser, Subcommand};
-use std::net::SocketAddr;
 use std::path::PathBuf;
 
 /// Keeps a Device42 inventory mirrored in SQLite and pushes queued buildings to Device42.
@@ -14,7 +13,7 @@ use std::path::PathBuf;
     after_long_help = AFTER_LONG_HELP
 )]
 pub struct Cli {
-    /// The config file (TOML).
+    /// The config file (TOML). Global: every command reads it.
     #[arg(long, global = true, env = "D42SYNC_CONFIG", default_value = crate::config::DEFAULT_CONFIG_PATH)]
     pub config: PathBuf,
 
@@ -64,10 +63,6 @@ pub enum Command {
     },
     /// Apply database migrations and exit.
     Migrate,
-    /// Serve a local Device42 stand-in for trials, tests and benchmarks.
-    Simulate(SimulateArgs),
-    /// The whole job once against an in-process simulator, into a local database.
-    Demo(DemoArgs),
 }
 
 /// The fields of a queued building; only `name` is required. The values are checked here, so
@@ -110,62 +105,6 @@ pub struct RequeueArgs {
     /// Every dead row.
     #[arg(long)]
     pub all_dead: bool,
-}
-
-/// Options of the simulator.
-#[derive(Debug, Args)]
-pub struct SimulateArgs {
-    /// Address to listen on.
-    #[arg(long, default_value = "127.0.0.1:8042")]
-    pub listen: SocketAddr,
-    /// Devices in the initial inventory.
-    #[arg(long, default_value_t = 1000)]
-    pub devices: usize,
-    /// Seed for the generated records.
-    #[arg(long, default_value_t = 42)]
-    pub seed: u64,
-    /// The API client key the simulator accepts.
-    #[arg(long, default_value = "sim-client-key")]
-    pub client_key: String,
-    /// The secret key the simulator accepts.
-    #[arg(long, default_value = "sim-secret-key")]
-    pub secret_key: String,
-    /// Lifetime of issued tokens.
-    #[arg(long, default_value = "10m", value_parser = parse_duration)]
-    pub token_ttl: std::time::Duration,
-    /// Delay before each devices page.
-    #[arg(long, default_value = "0s", value_parser = parse_duration)]
-    pub page_delay: std::time::Duration,
-    /// Delay before each building POST.
-    #[arg(long, default_value = "0s", value_parser = parse_duration)]
-    pub post_delay: std::time::Duration,
-    /// Probability that an API request meets a random retryable fault.
-    #[arg(long, default_value_t = 0.0)]
-    pub fail_rate: f64,
-    /// Spell the devices list key in lower case ("devices").
-    #[arg(long)]
-    pub lowercase_list_key: bool,
-    /// PEM certificate to serve TLS with (needs --tls-key).
-    #[arg(long, requires = "tls_key")]
-    pub tls_cert: Option<PathBuf>,
-    /// PEM private key for --tls-cert.
-    #[arg(long, requires = "tls_cert")]
-    pub tls_key: Option<PathBuf>,
-}
-
-/// Options of the demo.
-#[derive(Debug, Args)]
-pub struct DemoArgs {
-    /// Directory for the demo's database and config.
-    #[arg(long, default_value = "d42sync-demo")]
-    pub dir: PathBuf,
-    /// Devices in the simulated inventory.
-    #[arg(long, default_value_t = 5000)]
-    pub devices: usize,
-}
-
-fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
-    crate::time::parse_duration(s)
 }
 
 /// A value with something in it besides spaces, trimmed.

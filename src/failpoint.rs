@@ -1,26 +1,45 @@
 //! Named crash points for the crash tests.
 //!
-//! When `D42SYNC_FAILPOINT` names a point, the process aborts there, as a power cut or SIGKILL
-//! would stop it at the worst moment. Unset (always, in production), a point costs one
-//! comparison against a value read once.
+//! With the `failpoints` feature (turned on for the tests only, through the crate's
+//! dev-dependency on itself), when `D42SYNC_FAILPOINT` names a point, the process aborts there,
+//! as a power cut or SIGKILL would stop it at the worst moment. Without the feature, as in every
+//! build that ships, the points compile to nothing.
 
-use std::sync::LazyLock;
+#[cfg(feature = "failpoints")]
+mod armed {
+    use std::sync::LazyLock;
 
-static ARMED: LazyLock<Option<String>> = LazyLock::new(|| std::env::var("D42SYNC_FAILPOINT").ok());
+    /// The point named by `D42SYNC_FAILPOINT`, read once.
+    static ARMED: LazyLock<Option<String>> =
+        LazyLock::new(|| std::env::var("D42SYNC_FAILPOINT").ok());
 
-/// Aborts the process if `name` is the armed failpoint.
-pub fn hit(name: &str) {
-    if ARMED.as_deref() == Some(name) {
-        eprintln!("failpoint {name}: aborting");
-        std::process::abort();
+    /// Aborts the process if `name` is the armed failpoint.
+    pub fn hit(name: &str) {
+        if ARMED.as_deref() == Some(name) {
+            eprintln!("failpoint {name}: aborting");
+            std::process::abort();
+        }
+    }
+
+    /// Blocks the calling thread for good if `name` is armed and the process started more than
+    /// three seconds ago: the watchdog test's stand-in for a hung main loop.
+    pub fn stall(name: &str, started_at_unix: i64) {
+        if ARMED.as_deref() == Some(name) && chrono::Utc::now().timestamp() - started_at_unix >= 3 {
+            eprintln!("failpoint {name}: stalling");
+            std::thread::sleep(std::time::Duration::from_secs(3600));
+        }
     }
 }
 
-/// Blocks the calling thread for good if `name` is armed and the process started more than
-/// three seconds ago: the watchdog test's stand-in for a hung main loop.
-pub fn stall(name: &str, started_at_unix: i64) {
-    if ARMED.as_deref() == Some(name) && chrono::Utc::now().timestamp() - started_at_unix >= 3 {
-        eprintln!("failpoint {name}: stalling");
-        std::thread::sleep(std::time::Duration::from_secs(3600));
-    }
-}
+#[cfg(feature = "failpoints")]
+pub use armed::{hit, stall};
+
+/// Nothing: crash points exist only in test builds.
+#[cfg(not(feature = "failpoints"))]
+#[inline(always)]
+pub fn hit(_name: &str) {}
+
+/// Nothing: crash points exist only in test builds.
+#[cfg(not(feature = "failpoints"))]
+#[inline(always)]
+pub fn stall(_name: &str, _started_at_unix: i64) {}

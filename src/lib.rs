@@ -11,11 +11,13 @@
 //! - [`jobs`]: the pull and push jobs, the only place where [`d42`] and [`store`] meet.
 //! - [`daemon`]: the long-running service: scheduler, signals, single-instance lock, systemd notify.
 //! - [`metrics`]: the [`metrics::Metrics`] handle passed to whoever records, and its exposition.
-//! - [`httpd`]: a small HTTP/1.1 server used by the simulator.
-//! - [`sim`]: the Device42 stand-in used by `simulate`, `demo`, the tests and the benchmark.
 //! - [`commands`]: what each subcommand does, as glue over the modules above.
 //! - [`time`]: timestamps as stored, and duration parsing.
-//! - [`failpoint`]: named crash points for the crash tests.
+//! - [`failpoint`]: named crash points for the crash tests (only with the `failpoints` feature,
+//!   which the tests turn on; a no-op in every build that ships).
+//!
+//! The Device42 stand-in the tests, the benchmark and the demo use is the `d42sim` crate of this
+//! workspace; this crate does not depend on it.
 
 pub mod cli;
 pub mod commands;
@@ -24,10 +26,8 @@ pub mod d42;
 pub mod daemon;
 pub mod device;
 pub mod failpoint;
-pub mod httpd;
 pub mod jobs;
 pub mod metrics;
-pub mod sim;
 pub mod store;
 pub mod telemetry;
 pub mod time;

@@ -16,11 +16,10 @@ macro_rules! say {
     };
 }
 
-pub mod demo;
 pub mod status;
 
 use crate::cli::{Cli, Command, EnqueueArgs};
-use crate::config::{self, ConfigError, LogFormat, SecretKey, Settings};
+use crate::config::{self, ConfigError, SecretKey, Settings};
 use crate::d42::Client;
 use crate::daemon::control::{self, AskError, Reply, Request, RunSummary};
 use crate::daemon::{self, lock::InstanceLock};
@@ -75,25 +74,14 @@ pub fn main(cli: Cli) -> ExitCode {
     }
 }
 
+/// Every command reads the config first.
 async fn dispatch(cli: Cli) -> anyhow::Result<()> {
-    match cli.command {
-        Command::Simulate(args) => {
-            crate::telemetry::init(LogFormat::Text, "info");
-            demo::simulate(args).await
-        }
-        Command::Demo(args) => {
-            crate::telemetry::init(LogFormat::Text, "warn");
-            demo::run(args).await
-        }
-        command => {
-            let settings = config::load(&cli.config)?;
-            crate::telemetry::init(settings.log.format, &settings.log.level);
-            for w in &settings.warnings {
-                tracing::warn!("{w}");
-            }
-            with_settings(command, cli.config, settings).await
-        }
+    let settings = config::load(&cli.config)?;
+    crate::telemetry::init(settings.log.format, &settings.log.level);
+    for w in &settings.warnings {
+        tracing::warn!("{w}");
     }
+    with_settings(cli.command, cli.config, settings).await
 }
 
 async fn with_settings(
@@ -117,9 +105,6 @@ async fn with_settings(
             db.migrate().await?;
             say!("migrations applied to {}", settings.database.path.display());
             Ok(())
-        }
-        Command::Simulate(_) | Command::Demo(_) => {
-            unreachable!("handled before the config is loaded")
         }
     }
 }
@@ -210,8 +195,7 @@ async fn pull(settings: &Settings, allow_mass_delete: bool) -> anyhow::Result<()
     }
     let run = one_shot(settings).await?;
     let options = pull::PullOptions { allow_mass_delete };
-    let result =
-        pull::run(&run.db, &run.client, &settings.devices, options, &run.stop).await;
+    let result = pull::run(&run.db, &run.client, &settings.devices, options, &run.stop).await;
     run.db.close().await;
     report("pull", &RunSummary::of(&result), false)
 }

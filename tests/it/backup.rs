@@ -2,7 +2,7 @@
 //! while a pull writes, are sound databases holding a complete snapshot.
 
 use crate::helpers::{TestEnv, text};
-use d42sync::sim::SimConfig;
+use d42sim::SimConfig;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};

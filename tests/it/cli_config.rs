@@ -2,7 +2,7 @@
 //! `check-config --connect`, `migrate`, usage errors.
 
 use crate::helpers::{TestEnv, text};
-use d42sync::sim::SimConfig;
+use d42sim::SimConfig;
 use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant};
 

@@ -1,8 +1,8 @@
 //! The Device42 client against the simulator: token lifecycle, retries, timeouts, TLS.
 
 use crate::helpers::{TestEnv, text};
+use d42sim::{Fault, FaultRule, SimConfig};
 use d42sync::d42::Error;
-use d42sync::sim::{Fault, FaultRule, SimConfig};
 use std::time::{Duration, Instant};
 
 const DEVICES: &str = "/api/2.0/devices/";
@@ -257,7 +257,7 @@ fn private_ca() -> (String, String, String) {
 #[tokio::test]
 async fn tls_needs_the_ca_file_or_an_explicit_insecure_setting() {
     let (ca, cert, key) = private_ca();
-    let sim = d42sync::sim::Simulator::start_tls(
+    let sim = d42sim::Simulator::start_tls(
         SimConfig::default(),
         "127.0.0.1:0".parse().unwrap(),
         &cert,
@@ -321,12 +321,8 @@ fn appliance_cert() -> (String, String) {
 
 /// A simulator serving `cert` over HTTPS and a config pointing at it, with `ca_pem` (if any)
 /// as `device42.ca_file`.
-async fn tls_env(
-    cert: &str,
-    key: &str,
-    ca_pem: Option<&str>,
-) -> (d42sync::sim::Simulator, TestEnv) {
-    let sim = d42sync::sim::Simulator::start_tls(
+async fn tls_env(cert: &str, key: &str, ca_pem: Option<&str>) -> (d42sim::Simulator, TestEnv) {
+    let sim = d42sim::Simulator::start_tls(
         SimConfig::default(),
         "127.0.0.1:0".parse().unwrap(),
         cert,

@@ -1,8 +1,8 @@
 //! `d42sync run` as ops run it: schedules, no overlap, token refresh, steady memory, signals,
-//! single instance, systemd notifications, metrics, health, status, and the demo.
+//! single instance, systemd notifications, metrics, health, status.
 
 use crate::helpers::{TestEnv, sigterm, text, wait_exit};
-use d42sync::sim::SimConfig;
+use d42sim::SimConfig;
 use std::os::unix::net::UnixDatagram;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
@@ -45,8 +45,7 @@ fn spawn_run(env: &TestEnv, stderr: Stdio) -> Child {
 /// The next `times` device pages are malformed, so those pulls fail.
 fn fail_pulls(env: &TestEnv, times: u32) {
     env.sim.inject(
-        d42sync::sim::FaultRule::new("/api/2.0/devices/", d42sync::sim::Fault::MalformedJson)
-            .times(times),
+        d42sim::FaultRule::new("/api/2.0/devices/", d42sim::Fault::MalformedJson).times(times),
     );
 }
 
@@ -351,30 +350,6 @@ async fn pull_and_push_from_a_shell_are_run_by_the_daemon_and_status_names_it() 
     );
 }
 
-#[tokio::test]
-async fn the_demo_piped_into_head_ends_quietly() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut cmd = std::process::Command::new(crate::helpers::bin());
-    cmd.args(["demo", "--devices", "200", "--dir"])
-        .arg(dir.path().join("demo"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().unwrap();
-    // `| head -1`: one line read, then the reader is gone.
-    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
-    let mut first = String::new();
-    std::io::BufRead::read_line(&mut stdout, &mut first).unwrap();
-    drop(stdout);
-    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
-        .await
-        .unwrap();
-
-    assert!(first.starts_with("d42sync demo:"), "{first}");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!stderr.contains("panicked"), "{stderr}");
-    assert_eq!(out.status.code(), Some(0), "{stderr}");
-}
-
 /// A fake systemd notification socket in the test's temp dir.
 struct NotifySocket {
     path: std::path::PathBuf,
@@ -501,45 +476,6 @@ async fn watchdog_pings_stop_when_the_main_loop_hangs() {
     assert!(
         last < Duration::from_secs(6),
         "pings stop once the loop hangs (stall after 3 s): {pings:?}"
-    );
-}
-
-#[tokio::test]
-async fn the_demo_runs_end_to_end() {
-    let dir = tempfile::tempdir().unwrap();
-    let demo_dir = dir.path().join("demo");
-    let mut cmd = std::process::Command::new(crate::helpers::bin());
-    cmd.args(["demo", "--devices", "500", "--dir"])
-        .arg(&demo_dir);
-    let out = crate::helpers::output(cmd).await;
-    let (stdout, stderr) = text(&out);
-    assert!(out.status.success(), "{stderr}");
-    assert!(stdout.contains("pulled 500 devices"), "{stdout}");
-    assert!(stdout.contains("pushed 3 buildings"), "{stdout}");
-    assert!(stdout.contains("sqlite3 "), "{stdout}");
-    let mut seen = std::collections::HashSet::new();
-    for line in stdout.lines().filter(|l| !l.trim().is_empty()) {
-        // A label at the start of a line ("database", "config:") says one thing once.
-        let label = line
-            .split_whitespace()
-            .next()
-            .unwrap()
-            .trim_end_matches(':');
-        let key = if label == "sqlite3" { line } else { label };
-        assert!(seen.insert(key), "printed twice: {line}\n{stdout}");
-    }
-    let config = std::fs::read_to_string(demo_dir.join("d42sync.toml")).unwrap();
-    assert!(config.contains("d42sync simulate"), "{config}");
-    let again = crate::helpers::output({
-        let mut c = std::process::Command::new(crate::helpers::bin());
-        c.args(["demo", "--devices", "500", "--dir"]).arg(&demo_dir);
-        c
-    })
-    .await;
-    assert!(
-        again.status.success(),
-        "the demo can be run again: {}",
-        text(&again).1
     );
 }
 
@@ -744,9 +680,8 @@ async fn an_outage_is_logged_once_and_probed_once_per_interval() {
     let log = capture(child.stderr.take().unwrap());
     wait_for_log(&log, "pull finished").await;
 
-    env.sim.inject(
-        d42sync::sim::FaultRule::new("/", d42sync::sim::Fault::HtmlPage(502)).times(u32::MAX),
-    );
+    env.sim
+        .inject(d42sim::FaultRule::new("/", d42sim::Fault::HtmlPage(502)).times(u32::MAX));
     let db = env.db().await;
     for i in 0..5 {
         sqlx::query(&format!(

@@ -3,7 +3,7 @@
 //! daemon runs and after it stopped.
 
 use crate::helpers::{TestEnv, sigterm, wait_exit};
-use d42sync::sim::SimConfig;
+use d42sim::SimConfig;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};

@@ -1,9 +1,9 @@
 //! Test scaffolding: a simulator on 127.0.0.1, a temp dir with a config and a database, the
 //! built binary, and helpers to inspect the database.
 
+use d42sim::{SimConfig, Simulator};
 use d42sync::config::{self, Settings};
 use d42sync::d42::Client;
-use d42sync::sim::{SimConfig, Simulator};
 use d42sync::store::Db;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};

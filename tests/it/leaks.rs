@@ -3,9 +3,10 @@
 //! when the appliance echoes the key and secret back in its answers.
 
 use crate::helpers::{TestEnv, text};
-use d42sync::httpd::{Request, Response};
-use d42sync::sim::{Fault, FaultRule, SimConfig};
-use futures::future::BoxFuture;
+use axum::Router;
+use axum::http::header::CONTENT_TYPE;
+use axum::routing::any;
+use d42sim::{Fault, FaultRule, SimConfig};
 use tokio_util::sync::CancellationToken;
 
 fn base64(input: &[u8]) -> String {
@@ -119,24 +120,31 @@ async fn echoing_appliance(key: &str, secret: &str) -> (String, CancellationToke
         "msg": format!("API client {key} (secret {secret}) may not add buildings"),
     })
     .to_string();
+    let token = serde_json::json!({
+        "code": 0, "token": "tok-echo-0001", "ttl": 10, "token_id": 1,
+        "msg": "connected",
+        "expires": (chrono::Utc::now() + chrono::Duration::minutes(10))
+            .format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
+    })
+    .to_string();
+    let json = |body: String| ([(CONTENT_TYPE, "application/json")], body);
+    let app = Router::new()
+        .route(
+            "/tauth/1.0/token/",
+            any(move || std::future::ready(json(token.clone()))),
+        )
+        .route(
+            "/api/2.0/devices/",
+            any(move || std::future::ready(json(page.clone()))),
+        )
+        .fallback(move || std::future::ready(json(refusal.clone())));
     let stop = CancellationToken::new();
-    let handler = move |request: Request| -> BoxFuture<'static, Response> {
-        let response = match request.path.as_str() {
-            "/tauth/1.0/token/" => Response::json_value(
-                200,
-                &serde_json::json!({
-                    "code": 0, "token": "tok-echo-0001", "ttl": 10, "token_id": 1,
-                    "msg": "connected",
-                    "expires": (chrono::Utc::now() + chrono::Duration::minutes(10))
-                        .format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
-                }),
-            ),
-            "/api/2.0/devices/" => Response::json(200, page.clone()),
-            _ => Response::json(200, refusal.clone()),
-        };
-        Box::pin(async move { response })
-    };
-    tokio::spawn(d42sync::httpd::serve(listener, None, handler, stop.clone()));
+    let stopped = stop.clone();
+    tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(stopped.cancelled_owned())
+            .await
+    });
     (base_url, stop)
 }
 

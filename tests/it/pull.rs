@@ -4,8 +4,8 @@
 use crate::helpers::{
     TestEnv, checksum, count, devices_checksum, last_run, log_lines, stored_devices, text,
 };
+use d42sim::{Drift, Fault, FaultRule, SimConfig};
 use d42sync::jobs::pull::{self, PullOptions};
-use d42sync::sim::{Drift, Fault, FaultRule, SimConfig};
 use sqlx::Connection;
 use std::collections::HashMap;
 use std::time::Duration;

@@ -2,8 +2,8 @@
 //! no lock held across HTTP, and the crash window between Device42's answer and "done".
 
 use crate::helpers::{TestEnv, text};
+use d42sim::{Fault, FaultRule, Rejection, SimConfig};
 use d42sync::jobs::push_buildings;
-use d42sync::sim::{Fault, FaultRule, Rejection, SimConfig};
 use d42sync::store::Db;
 use sqlx::Connection;
 use std::collections::BTreeMap;

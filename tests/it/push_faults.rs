@@ -3,8 +3,8 @@
 //! row may cost it an attempt or dead-letter it.
 
 use crate::helpers::{TestEnv, last_run, log_lines, text};
+use d42sim::{Fault, FaultRule, SimConfig, Simulator};
 use d42sync::jobs::push_buildings;
-use d42sync::sim::{Fault, FaultRule, SimConfig, Simulator};
 use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;

@@ -2,9 +2,9 @@
 //! carry is filled, and the example queries of docs/schema.md find rows.
 
 use crate::helpers::{TestEnv, count};
+use d42sim::SimConfig;
 use d42sync::device::DeviceColumns;
 use d42sync::jobs::pull::{self, PullOptions};
-use d42sync::sim::SimConfig;
 use sqlx::Row;
 use tokio_util::sync::CancellationToken;
 

@@ -120,14 +120,14 @@ struct OneShot {
 
 async fn one_shot(settings: &Settings) -> anyhow::Result<OneShot> {
     settings.device42.secret_key.get()?;
+    // Nothing serves a one-shot command's metrics; the client and the job record into their own.
+    // Built first: TLS material that cannot be used exits 78 before the database is touched.
+    let client = daemon::client(&settings.device42, crate::metrics::Metrics::default())?;
     let stop = CancellationToken::new();
     let _reloads = daemon::signals::install(stop.clone())?;
     let lock = InstanceLock::acquire(&settings.database.path)?;
     let db = Db::open(&settings.database.path).await?;
     daemon::recover(&db).await?;
-    // Nothing serves a one-shot command's metrics; the client and the job record into their own.
-    let client = Client::new(&settings.device42, crate::metrics::Metrics::default())
-        .map_err(|e| anyhow::anyhow!(e))?;
     Ok(OneShot {
         _lock: lock,
         db,
@@ -265,8 +265,7 @@ async fn check_config(settings: &Settings, connect: bool) -> anyhow::Result<()> 
         return Ok(());
     }
     settings.device42.secret_key.get()?;
-    let client = Client::new(&settings.device42, crate::metrics::Metrics::default())
-        .map_err(|message| ConfigError::new("device42.ca_file", message))?;
+    let client = daemon::client(&settings.device42, crate::metrics::Metrics::default())?;
     say!("config ok");
     if connect {
         client

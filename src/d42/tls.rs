@@ -21,15 +21,25 @@ use std::sync::Arc;
 /// The rustls settings for reaching the appliance: WebPKI over the system's CAs and those of
 /// `ca_pem` (the contents of `device42.ca_file`), with appliance certificates accepted as
 /// described in the module docs. Fails on a CA file rustls cannot use or an empty trust store.
-pub fn client_config(ca_pem: Option<&[u8]>) -> Result<rustls::ClientConfig, String> {
+/// Without `https` (an http base_url, loopback only) no TLS connection is ever made, so no
+/// trust store is read: a host without one still reaches a local appliance.
+pub fn client_config(ca_pem: Option<&[u8]>, https: bool) -> Result<rustls::ClientConfig, String> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let verifier = ApplianceVerifier::new(ca_pem, provider.clone())?;
-    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
-        .map_err(|e| format!("cannot set up tls: {e}"))?
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(verifier))
-        .with_no_client_auth();
+        .map_err(|e| format!("cannot set up tls: {e}"))?;
+    let mut config = if https {
+        let verifier = ApplianceVerifier::new(ca_pem, provider)?;
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(verifier))
+            .with_no_client_auth()
+    } else {
+        // Trusts nothing: a redirect to https is reported, never followed.
+        builder
+            .with_root_certificates(rustls::RootCertStore::empty())
+            .with_no_client_auth()
+    };
     // The client speaks HTTP/1.1 only.
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(config)

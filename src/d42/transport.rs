@@ -55,7 +55,9 @@ impl Transport {
         builder = if s.insecure_skip_tls_verify {
             builder.tls_danger_accept_invalid_certs(true)
         } else {
-            builder.tls_backend_preconfigured(super::tls::client_config(s.ca_pem.as_deref())?)
+            let https = s.base_url.scheme() == "https";
+            let tls = super::tls::client_config(s.ca_pem.as_deref(), https)?;
+            builder.tls_backend_preconfigured(tls)
         };
         let http = builder
             .build()

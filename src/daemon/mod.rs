@@ -8,9 +8,10 @@
 //! - [`http`]: `/metrics` and `/healthz`, on axum.
 //! - [`control`]: the socket through which `pull`, `push` and `status` from a shell reach it.
 //!
-//! Start-up order: lock, database and migrations, recovery of what a crash left (`running` runs
-//! become `failed`, `sending` queue rows become `pending`), client, scheduler, control socket,
-//! then READY=1.
+//! Start-up order: client (the last config check, so that TLS material that cannot be used
+//! exits 78 having changed nothing), lock, database and migrations, recovery of what a crash
+//! left (`running` runs become `failed`, `sending` queue rows become `pending`), scheduler,
+//! control socket, then READY=1.
 
 pub mod control;
 pub mod http;
@@ -19,7 +20,7 @@ pub mod notify;
 pub mod scheduler;
 pub mod signals;
 
-use crate::config::{self, Settings};
+use crate::config::{self, ConfigError, Device42Settings, Settings};
 use crate::d42::Client;
 use crate::jobs::{pull, push_buildings};
 use crate::metrics::Metrics;
@@ -98,14 +99,13 @@ pub async fn run(config_path: PathBuf, settings: Settings) -> anyhow::Result<()>
     // Signals first: a SIGTERM during start-up then means a clean stop right after it.
     let stop = CancellationToken::new();
     let mut reloads = signals::install(stop.clone())?;
+    let metrics = Metrics::default();
+    let client = client(&settings.device42, metrics.clone())?;
     let _lock = lock::InstanceLock::acquire(&settings.database.path)?;
     let db = Db::open(&settings.database.path).await?;
     recover(&db).await?;
-    let metrics = Metrics::default();
     metrics.restore(&runs::totals(&db).await?);
     metrics.set_devices_stored(devices::count(&db).await.unwrap_or(0));
-    let client =
-        Client::new(&settings.device42, metrics.clone()).map_err(|e| anyhow::anyhow!(e))?;
     let notifier = notify::Notifier::from_env();
     let settings = Arc::new(settings);
     let ctx = Arc::new(Context {
@@ -241,6 +241,12 @@ impl control::Handler for Control {
             },
         }
     }
+}
+
+/// The client for `s`, recording into `metrics`. It fails only on TLS material that cannot be
+/// used, a configuration error: systemd must not restart into it (exit 78).
+pub fn client(s: &Device42Settings, metrics: Metrics) -> Result<Client, ConfigError> {
+    Client::new(s, metrics).map_err(|message| ConfigError::new("device42.ca_file", message))
 }
 
 /// Makes the database consistent after a crash. Call only while holding the instance lock.

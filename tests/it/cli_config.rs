@@ -298,3 +298,43 @@ async fn a_wrong_type_or_a_level_that_is_no_filter_exits_78_naming_the_key_and_t
         );
     }
 }
+
+/// `cmd` with a system trust store that holds no certificate: rustls-native-certs reads
+/// `SSL_CERT_FILE` and `SSL_CERT_DIR` instead of the platform's store when they are set.
+fn with_empty_trust_store(env: &TestEnv, mut cmd: std::process::Command) -> std::process::Command {
+    let file = env.dir.path().join("empty-ca.pem");
+    let dir = env.dir.path().join("empty-certs");
+    std::fs::write(&file, "").unwrap();
+    std::fs::create_dir_all(&dir).unwrap();
+    cmd.env("SSL_CERT_FILE", file).env("SSL_CERT_DIR", dir);
+    cmd
+}
+
+#[tokio::test]
+async fn an_empty_trust_store_for_https_exits_78_naming_ca_file_before_touching_the_database() {
+    let env = TestEnv::start(SimConfig::default(), "").await;
+    env.write_config("base_url = \"https://127.0.0.1:9\"", "");
+    for command in ["run", "pull", "push"] {
+        let cmd = with_empty_trust_store(&env, env.command(&[command]));
+        let out = crate::helpers::output(cmd).await;
+        let (_, stderr) = text(&out);
+        assert_eq!(out.status.code(), Some(78), "{command}: {stderr}");
+        assert!(stderr.contains("device42.ca_file"), "{command}: {stderr}");
+        let touched: Vec<_> = std::fs::read_dir(env.dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|name| name.starts_with("inventory.db"))
+            .collect();
+        assert!(touched.is_empty(), "{command} created {touched:?}");
+    }
+}
+
+#[tokio::test]
+async fn an_http_loopback_appliance_needs_no_trust_store() {
+    let env = TestEnv::start(SimConfig::default(), "").await;
+    let cmd = with_empty_trust_store(&env, env.command(&["pull"]));
+    let out = crate::helpers::output(cmd).await;
+    assert!(out.status.success(), "{}", text(&out).1);
+    let stored = crate::helpers::count(&env, "SELECT count(*) FROM devices").await;
+    assert_eq!(stored, env.sim_config.devices as i64);
+}

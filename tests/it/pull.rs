@@ -550,7 +550,7 @@ async fn next_pull_completes(env: &TestEnv, iteration: usize, expected: (i64, u6
 /// A small inventory whose pulls are spread over ten pages two at a time, so that a kill can
 /// land before, during or after any page write or the swap.
 async fn crash_env() -> TestEnv {
-    let env = TestEnv::start(sim(200), "[devices]\npage_size = 20\nconcurrency = 2").await;
+    let env = TestEnv::start(sim(100), "[devices]\npage_size = 10\nconcurrency = 2").await;
     env.sim.set_page_delay(Duration::from_millis(10));
     env
 }

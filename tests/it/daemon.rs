@@ -706,7 +706,22 @@ async fn an_outage_is_logged_once_and_probed_once_per_interval() {
     );
     unsafe { libc::kill(child.id() as i32, libc::SIGHUP) };
     wait_for_log(&log, "config reloaded").await;
-    tokio::time::sleep(Duration::from_secs(9)).await;
+    // The outage goes on until the breaker has sent four probes (about 9 s at one per 2 s).
+    let probes_seen = || {
+        env.sim
+            .requests()
+            .iter()
+            .filter(|r| r.status == 502 && r.at > opened + Duration::from_secs(1))
+            .count()
+    };
+    while probes_seen() < 4 {
+        assert!(
+            opened.elapsed() < Duration::from_secs(20),
+            "four probes within 20 s of the outage: {} seen",
+            probes_seen()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     // Less the reload's own line.
     let lines_before_end = log.lock().unwrap().lines().count() - 1;
     env.sim.clear_faults();
@@ -790,13 +805,21 @@ async fn an_outage_is_logged_once_and_probed_once_per_interval() {
 
 #[tokio::test]
 async fn a_notification_socket_nobody_reads_never_blocks_a_stop() {
-    // Pings every 0.5 s fill the socket's queue (net.unix.max_dgram_qlen, 10 here) in seconds;
+    // Pings fill the socket's queue (net.unix.max_dgram_qlen, 10 here) quickly;
     // a blocking send would then hang the main loop, and SIGTERM with it.
     let env = TestEnv::start(SimConfig::default(), "").await;
     let socket = NotifySocket::bind(env.dir.path(), "unread.sock");
-    let mut child = spawn_notified(&env, &socket, None);
+    // A 200 ms watchdog: a ping every 50 ms fills the queue within a second.
+    let mut child = env
+        .command(&["run"])
+        .env("NOTIFY_SOCKET", &socket.path)
+        .env("WATCHDOG_USEC", "200000")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     wait_for_lock(&env, &child).await;
-    tokio::time::sleep(Duration::from_secs(8)).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
     sigterm(&child);
     assert_eq!(
         wait_exit(&mut child, Duration::from_secs(10)).await,

@@ -2,14 +2,14 @@
 //! snapshot into `devices` in one transaction.
 //!
 //! A pull is complete only when the distinct ids received equal the `total_count` the server
-//! reported and that count did not move while paging ([`paging`]). If the inventory shifted
+//! reported and that count did not move while paging (`paging`). If the inventory shifted
 //! under the pager (repeated or skipped rows), the pull starts over, up to
 //! `devices.max_drift_retries` times; one that never gets a consistent picture fails and changes
 //! nothing. Pages are fetched `devices.concurrency` at a time and parsed on the runtime's worker
-//! threads ([`pager`]); memory is bounded by the pages in flight and two received ones waiting
+//! threads (`pager`); memory is bounded by the pages in flight and two received ones waiting
 //! to be staged, not by the inventory. A page whose body hashes as the same page of the last
 //! applied pull is not parsed: its records are the ones stored ([`crate::store::pages`]).
-//! [`report`] has the lines a run logs as it ends.
+//! `report` has the lines a run logs as it ends.
 
 mod error;
 mod pager;

@@ -6,14 +6,14 @@
 //! run: readers see one or the other, never a mix. Where the records go meanwhile depends on
 //! what `devices` holds when the pull starts:
 //!
-//! - **Compare** (the inventory has rows, [`compare`]): into a TEMP table, compared with
+//! - **Compare** (the inventory has rows, `compare`): into a TEMP table, compared with
 //!   `devices` on apply; only what differs is written, and logged as a change.
-//! - **Load** (`devices` is empty, a first pull, [`load`]): straight into tables of the main
-//!   database committed page by page, with the WAL copied alongside ([`checkpoint`]); the apply
-//!   swaps them in by rename ([`swap`]), so each record is written once instead of being staged
+//! - **Load** (`devices` is empty, a first pull, `load`): straight into tables of the main
+//!   database committed page by page, with the WAL copied alongside (`checkpoint`); the apply
+//!   swaps them in by rename (`swap`), so each record is written once instead of being staged
 //!   and then copied in one huge transaction.
 //!
-//! [`rows`] holds what the rooms share: the staged row, the change kinds, the apply's outcome.
+//! `rows` holds what the rooms share: the staged row, the change kinds, the apply's outcome.
 
 mod checkpoint;
 mod compare;

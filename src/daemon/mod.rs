@@ -200,8 +200,9 @@ pub async fn run(config_path: PathBuf, settings: Settings) -> anyhow::Result<()>
     Ok(())
 }
 
-const PULL: &str = "pull_devices";
-const PUSH: &str = "push_buildings";
+/// The scheduler's job names are the names runs are stored under.
+const PULL: &str = runs::Job::PullDevices.as_str();
+const PUSH: &str = runs::Job::PushBuildings.as_str();
 
 /// Serves the control socket's requests: a requested pull or push runs as that job's next run.
 struct Control {

@@ -16,7 +16,7 @@ pub enum Job {
 
 impl Job {
     /// The value stored in `sync_runs.job`.
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             Job::PullDevices => "pull_devices",
             Job::PushBuildings => "push_buildings",

@@ -47,6 +47,9 @@ TARGET_REPULL_RATIO = 1.5  # re-pull with no change <= 1.5x the download floor
 TARGET_RSS_MIB = 64.0  # peak RSS of the 100k pull
 TARGET_RSS_GROWTH = 1.10  # the 400k pull within 10% of the 100k one
 TARGET_LATENCY_RATIO = 1.3  # latency-bound pull <= 1.3x pages x latency / concurrency
+TARGET_WRITTEN_RATIO = 1.3  # empty-db pull writes <= 1.3x the bytes the insert floor writes
+TARGET_DB_SIZE_RATIO = 1.3  # database <= 1.3x a table holding each raw record once
+TARGET_REPULL_BYTES = 0.10  # a no-change re-pull downloads <= 10% of a full pull's bytes
 TARGET_PUSH_EFFICIENCY = 0.8  # push >= concurrency x 0.8 / latency POSTs per second
 
 
@@ -62,7 +65,9 @@ def log(msg):
 
 
 def measure(cmd, logfile, env=None, timeout=CHILD_TIMEOUT_S):
-    """Runs `cmd` to completion; (wall seconds, peak RSS MiB, output text) of that child only."""
+    """Runs `cmd` to completion; (wall seconds, peak RSS MiB, output text, bytes written) of that
+    child only. Bytes written are the child's block output (ru_oublock, 512-byte units): what it
+    sent towards the disk, the WAL and its checkpoint included, whether or not the file stayed."""
     full_env = dict(os.environ, **(env or {}))
     started = time.monotonic()
     with open(logfile, "wb") as out:
@@ -78,7 +83,7 @@ def measure(cmd, logfile, env=None, timeout=CHILD_TIMEOUT_S):
     text = Path(logfile).read_text(errors="replace")
     if child.returncode != 0:
         raise BenchError(f"{' '.join(map(str, cmd))} exited {child.returncode}; see {logfile}:\n{text[-2000:]}")
-    return wall, usage.ru_maxrss / 1024.0, text
+    return wall, usage.ru_maxrss / 1024.0, text, usage.ru_oublock * 512
 
 
 class Simulator:
@@ -223,14 +228,25 @@ def count_rows(db, sql):
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
-def internal_ms(text, message):
-    """duration_ms of d42sync's INFO line `message` (its own timing of the job), or None."""
+def line_field(text, message, field):
+    """The value of `field` in d42sync's log line `message` (a number as int), or None."""
     for line in ANSI.sub("", text).splitlines():
         if message in line:
-            m = re.search(r"duration_ms=(\d+)", line)
+            m = re.search(rf"\b{field}=(\S+)", line)
             if m:
-                return int(m.group(1))
+                value = m.group(1).strip('"')
+                return int(value) if value.isdigit() else value
     return None
+
+
+def internal_ms(text, message):
+    """duration_ms of d42sync's INFO line `message` (its own timing of the job), or None."""
+    return line_field(text, message, "duration_ms")
+
+
+def db_bytes(db):
+    """The size of a database file and its -wal and -shm companions."""
+    return sum(f.stat().st_size for f in (Path(f"{db}{s}") for s in ("", "-wal", "-shm")) if f.exists())
 
 
 # d42sync runs at INFO for its one summary line per job (with its own duration_ms).
@@ -243,7 +259,7 @@ D42_ENV = {"D42SYNC_LOG__LEVEL": "info", "NO_COLOR": "1"}
 def floor_download(bins, sim, run_dir, tag):
     cmd = [bins.floor_download, "--base-url", sim.base_url, "--page-size", str(PAGE_SIZE),
            "--concurrency", str(CONCURRENCY)]
-    wall, rss, text = measure(cmd, run_dir / f"{tag}.log")
+    wall, rss, text, _ = measure(cmd, run_dir / f"{tag}.log")
     return {"wall": wall, "rss": rss, "pages": json.loads(text.strip().splitlines()[-1])["pages"]}
 
 
@@ -261,12 +277,15 @@ def pull_scenario(bins, name, devices, runs, *, page_delay=None, repull=False, i
         res["pages_floor"] = warm["pages"]
         log(f"{name}: warmed up ({warm['pages']} pages in {warm['wall']:.2f} s)")
         if insert_floor:
-            text = measure([bins.floor_insert, "--base-url", sim.base_url, "--db",
-                            scratch / "floor.db", "--repeat", str(runs)],
-                           scratch / "floor_insert.log")[2]
+            _, _, text, written = measure([bins.floor_insert, "--base-url", sim.base_url, "--db",
+                                           scratch / "floor.db", "--repeat", str(runs)],
+                                          scratch / "floor_insert.log")
             out = json.loads(text.strip().splitlines()[-1])
             res["floor_ins"] = out["seconds"]
             res["floor_ins_commit"] = out["commit_seconds"]
+            res["floor_ins_db_bytes"] = out["db_bytes"]
+            # One process inserts `runs` times, each into a fresh database.
+            res["floor_ins_written"] = [written / runs]
             res["record_bytes"] = round(out["bytes"] / max(out["rows"], 1))
             log(f"{name}: insert floor {out['seconds']} s, of which commit {out['commit_seconds']} s "
                 f"({res['record_bytes']} B/record)")
@@ -283,7 +302,7 @@ def pull_scenario(bins, name, devices, runs, *, page_delay=None, repull=False, i
                 for key, tag in (("baseline", "baseline"), ("baseline_repull", "baseline_repull")):
                     if key == "baseline_repull" and not repull:
                         break
-                    wall, rss, _ = measure(cmd, run_dir / f"{tag}.log")
+                    wall, rss, _, _ = measure(cmd, run_dir / f"{tag}.log")
                     n = count_rows(bdb, "SELECT count(*) FROM devices")
                     if n != devices:
                         raise BenchError(f"baseline stored {n} devices, expected {devices}")
@@ -295,11 +314,14 @@ def pull_scenario(bins, name, devices, runs, *, page_delay=None, repull=False, i
             for key, tag in (("d42", "pull"), ("repull", "repull")):
                 if key == "repull" and not repull:
                     break
-                wall, rss, text = measure(cmd, run_dir / f"{tag}.log", env=D42_ENV)
+                wall, rss, text, written = measure(cmd, run_dir / f"{tag}.log", env=D42_ENV)
                 n = count_rows(run_dir / "inventory.db", "SELECT count(*) FROM devices")
                 if n != devices:
                     raise BenchError(f"d42sync stored {n} devices, expected {devices}")
-                res[key].append({"wall": wall, "rss": rss, "internal_ms": internal_ms(text, "pull finished")})
+                res[key].append({"wall": wall, "rss": rss, "internal_ms": internal_ms(text, "pull finished"),
+                                 "written": written, "db_bytes": db_bytes(run_dir / "inventory.db"),
+                                 "downloaded": line_field(text, "pull finished", "bytes"),
+                                 "mode": line_field(text, "pull finished", "mode")})
                 log(f"{name} run {i + 1}: d42sync {tag} {wall:.2f} s, {rss:.1f} MiB")
             for f in run_dir.glob("inventory.db*"):
                 f.unlink()
@@ -324,7 +346,7 @@ def push_scenario(bins, name, buildings, runs, post_delay):
                     ((f"bench-building-{n:06d}", f"{n} Benchmark Street") for n in range(buildings)),
                 )
             con.close()
-            wall, rss, text = measure([bins.d42sync, "--config", config, "push"], run_dir / "push.log",
+            wall, rss, text, _ = measure([bins.d42sync, "--config", config, "push"], run_dir / "push.log",
                                       env=D42_ENV)
             done = count_rows(run_dir / "inventory.db",
                               "SELECT count(*) FROM building_queue WHERE status = 'done'")
@@ -343,6 +365,10 @@ def med(samples, key="wall"):
     values = [s[key] if isinstance(s, dict) else s for s in samples]
     values = [v for v in values if v is not None]
     return statistics.median(values) if values else None
+
+
+def mib(n):
+    return f"{n / 1048576:.1f} MiB"
 
 
 def fmt(v, digits=2):
@@ -435,6 +461,21 @@ def report(results, p, argv):
             r = d / floor
             add(f"| empty-db pull {pull['devices']:,} vs the larger floor ({which}, {fmt(floor)} s) "
                 f"| {r:.2f}x | ≤ {TARGET_FLOOR_RATIO}x | {verdict(r <= TARGET_FLOOR_RATIO)} |")
+        written, floor_written = med(pull["d42"], "written"), med(pull.get("floor_ins_written") or [])
+        if written is not None and floor_written:
+            r = written / floor_written
+            add(f"| empty-db pull {pull['devices']:,}: bytes written ({mib(written)}) vs the insert floor's "
+                f"({mib(floor_written)}) | {r:.2f}x | ≤ {TARGET_WRITTEN_RATIO}x | {verdict(r <= TARGET_WRITTEN_RATIO)} |")
+        size, floor_size = med(pull["d42"], "db_bytes"), med(pull.get("floor_ins_db_bytes") or [])
+        if size is not None and floor_size:
+            r = size / floor_size
+            add(f"| database after the empty-db pull ({mib(size)}) vs a table holding each raw record once "
+                f"({mib(floor_size)}) | {r:.2f}x | ≤ {TARGET_DB_SIZE_RATIO}x | {verdict(r <= TARGET_DB_SIZE_RATIO)} |")
+        full, again = med(pull["d42"], "downloaded"), med(pull["repull"], "downloaded")
+        if full and again is not None:
+            r = again / full
+            add(f"| re-pull, no change: bytes downloaded ({mib(again)}, {pull['repull'][0].get('mode')}) vs the "
+                f"full pull's ({mib(full)}) | {r:.1%} | ≤ {TARGET_REPULL_BYTES:.0%} | {verdict(r <= TARGET_REPULL_BYTES)} |")
         r = med(pull["repull"]) / fdl
         add(f"| re-pull, no change ({fmt(med(pull['repull']))} s) vs the download floor ({fmt(fdl)} s) "
             f"| {r:.2f}x | ≤ {TARGET_REPULL_RATIO}x | {verdict(r <= TARGET_REPULL_RATIO)} |")
@@ -479,7 +520,8 @@ def report(results, p, argv):
             for k in ("devices", "buildings", "pages_floor", "record_bytes", "load_before", "load_after")
             if k in res)
             + (f", simulator peak RSS {res['sim_rss']:.0f} MiB" if "sim_rss" in res else ""))
-        for m in ("floor_dl", "floor_ins", "floor_ins_commit", "baseline", "baseline_repull", "d42", "repull"):
+        for m in ("floor_dl", "floor_ins", "floor_ins_commit", "floor_ins_written", "floor_ins_db_bytes",
+                  "baseline", "baseline_repull", "d42", "repull"):
             samples = res.get(m) or []
             if not samples:
                 continue
@@ -489,7 +531,15 @@ def report(results, p, argv):
                     t = f"{s['wall']:.2f}/{s['rss']:.1f}"
                     if s.get("internal_ms") is not None:
                         t += f" (in-process {s['internal_ms'] / 1000:.2f})"
+                    extra = [f"{k} {mib(s[k])}" for k in ("downloaded", "written", "db_bytes")
+                             if isinstance(s.get(k), int)]
+                    if s.get("mode"):
+                        extra.append(str(s["mode"]))
+                    if extra:
+                        t += " [" + ", ".join(extra) + "]"
                     parts.append(t)
+                elif m in ("floor_ins_written", "floor_ins_db_bytes"):
+                    parts.append(mib(s))
                 else:
                     parts.append(f"{s:.3f}")
             add(f"  - {m}: " + "; ".join(parts))

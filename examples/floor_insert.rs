@@ -14,9 +14,11 @@
 //!     --db /tmp/floor.db [--endpoint /api/1.0/devices/all/] [--rows-per-insert 500] [--repeat 3]
 //! ```
 //!
-//! Prints one JSON line: `{"rows": .., "bytes": .., "seconds": [..], "commit_seconds": [..]}`:
-//! for each repetition (each into a fresh database, removed afterwards) the seconds of insert +
-//! commit, and of the commit alone.
+//! Prints one JSON line: `{"rows": .., "bytes": .., "seconds": [..], "commit_seconds": [..],
+//! "db_bytes": [..]}`: for each repetition (each into a fresh database, removed afterwards) the
+//! seconds of insert + commit, of the commit alone, and the size of the database files once
+//! closed (the table that holds each raw record once, which the product's database is measured
+//! against).
 
 use anyhow::{Context, bail};
 use secrecy::ExposeSecret;
@@ -84,28 +86,39 @@ async fn main() -> anyhow::Result<()> {
     let o = options()?;
     let records = download(&o).await?;
     let bytes: usize = records.iter().map(|(_, raw)| raw.len()).sum();
-    let (mut seconds, mut commit) = (Vec::new(), Vec::new());
+    let (mut seconds, mut commit, mut sizes) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..o.repeat {
-        let (total, commit_only) = insert_all(&o.db, &records, o.rows_per_insert).await?;
-        seconds.push(format!("{total:.3}"));
-        commit.push(format!("{commit_only:.3}"));
+        let inserted = insert_all(&o.db, &records, o.rows_per_insert).await?;
+        seconds.push(format!("{:.3}", inserted.seconds));
+        commit.push(format!("{:.3}", inserted.commit_seconds));
+        sizes.push(inserted.db_bytes.to_string());
     }
     println!(
-        r#"{{"rows": {}, "bytes": {bytes}, "seconds": [{}], "commit_seconds": [{}]}}"#,
+        r#"{{"rows": {}, "bytes": {bytes}, "seconds": [{}], "commit_seconds": [{}], "db_bytes": [{}]}}"#,
         records.len(),
         seconds.join(", "),
-        commit.join(", ")
+        commit.join(", "),
+        sizes.join(", ")
     );
     Ok(())
 }
 
-/// Inserts `records` into a fresh database at `path` (removed before and after); the seconds
-/// of `BEGIN` .. `COMMIT`, and of the `COMMIT` alone (it includes the WAL checkpoint).
+/// What one timed insertion measured.
+struct Inserted {
+    /// `BEGIN` .. `COMMIT`.
+    seconds: f64,
+    /// The `COMMIT` alone (it includes the WAL checkpoint).
+    commit_seconds: f64,
+    /// The database file and its `-wal`, once the connection is closed.
+    db_bytes: u64,
+}
+
+/// Inserts `records` into a fresh database at `path` (removed before and after).
 async fn insert_all(
     path: &Path,
     records: &[(i64, String)],
     rows_per_insert: usize,
-) -> anyhow::Result<(f64, f64)> {
+) -> anyhow::Result<Inserted> {
     remove_db(path)?;
     let mut db = SqliteConnectOptions::new()
         .filename(path)
@@ -142,15 +155,30 @@ async fn insert_all(
     let seconds = started.elapsed().as_secs_f64();
 
     db.close().await?;
+    let db_bytes = db_files(path)
+        .filter_map(|f| std::fs::metadata(f).ok())
+        .map(|m| m.len())
+        .sum();
     remove_db(path)?;
-    Ok((seconds, seconds - inserted))
+    Ok(Inserted {
+        seconds,
+        commit_seconds: seconds - inserted,
+        db_bytes,
+    })
+}
+
+/// A database file and its `-wal` and `-shm` companions.
+fn db_files(path: &Path) -> impl Iterator<Item = PathBuf> + '_ {
+    ["", "-wal", "-shm"].into_iter().map(move |suffix| {
+        let mut file = path.as_os_str().to_owned();
+        file.push(suffix);
+        PathBuf::from(file)
+    })
 }
 
 /// Removes a database file and its `-wal` and `-shm` companions, if present.
 fn remove_db(path: &Path) -> anyhow::Result<()> {
-    for suffix in ["", "-wal", "-shm"] {
-        let mut file = path.as_os_str().to_owned();
-        file.push(suffix);
+    for file in db_files(path) {
         match std::fs::remove_file(&file) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
                 return Err(e).with_context(|| format!("cannot remove {}", path.display()));

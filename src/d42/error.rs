@@ -24,7 +24,8 @@ static NEVER_QUOTED: RwLock<Vec<SecretString>> = RwLock::new(Vec::new());
 /// credentials), the HTTP status where there was one, and a short sanitised excerpt of the body.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum Error {
-    /// The connection could not be made (refused, DNS, TLS handshake other than certificates);
+    /// The connection could not be made (refused, DNS, not within the connect timeout, TLS
+    /// handshake other than certificates);
     /// the cause names which.
     #[error("{endpoint}: cannot connect: {cause}")]
     Connect {
@@ -41,7 +42,7 @@ pub enum Error {
         /// Why; its text says what to do about it.
         cause: CertificateRefusal,
     },
-    /// No complete answer within the request timeout.
+    /// Connected and sent, but no complete answer within the request timeout.
     #[error("{endpoint}: timed out after {after:?}")]
     Timeout {
         /// Method and path.
@@ -142,6 +143,12 @@ pub enum ConnectCause {
         host: String,
         /// The resolver's own words.
         detail: String,
+    },
+    /// No connection within `device42.connect_timeout`: nothing was sent.
+    #[error("no connection within {after:?} (device42.connect_timeout)")]
+    TimedOut {
+        /// The configured connect timeout.
+        after: Duration,
     },
     /// The TLS handshake failed for a reason other than the certificate.
     #[error("tls handshake failed: {0}")]

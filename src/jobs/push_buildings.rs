@@ -13,8 +13,9 @@
 //! that breaks the appliance every time must end `dead` rather than be sent forever.
 //!
 //! A failure before Device42 could answer about the row is not the row's: the token request
-//! failed (any status, TLS, network), the buildings POST never connected (refused, DNS, TLS),
-//! the token was refused again after renewal, or the breaker held the call. The row goes back
+//! failed (any status, TLS, network), the buildings POST never connected (refused, DNS, TLS, no
+//! connection within `device42.connect_timeout`), the token was refused again after renewal, or
+//! the breaker held the call. The row goes back
 //! to `pending` as it was, the rest of the batch goes back unsent, and the run is recorded
 //! `failed` with one ERROR line naming the cause.
 //!

@@ -1,5 +1,6 @@
-//! What a request that got no HTTP answer says about the connection: a timeout, a refused
-//! certificate, another TLS failure, a failed DNS lookup, a refused connection, or a break.
+//! What a request that got no HTTP answer says about the connection: a timeout (connecting, or
+//! waiting for the answer), a refused certificate, another TLS failure, a failed DNS lookup, a
+//! refused connection, or a break.
 //!
 //! The cause is found by type in the error chain (reqwest, `std::io`, rustls, and the client's
 //! own [`LookupFailed`] for DNS), never by an error's text, and the message names it in the
@@ -24,11 +25,16 @@ pub struct Settings {
 /// The [`Error`] for a request to `endpoint` that failed before or while the answer came in.
 pub fn classify(e: &reqwest::Error, endpoint: String, settings: Settings) -> Error {
     if e.is_timeout() {
-        let after = if e.is_connect() {
-            settings.connect_timeout
-        } else {
-            settings.request_timeout
-        };
+        // A connection that was never made sent nothing: a failure to connect, not a request
+        // the appliance may have received (which a building POST is charged for).
+        if e.is_connect() {
+            let after = settings.connect_timeout;
+            return Error::Connect {
+                endpoint,
+                cause: ConnectCause::TimedOut { after },
+            };
+        }
+        let after = settings.request_timeout;
         return Error::Timeout { endpoint, after };
     }
     let causes = chain(e);
@@ -174,6 +180,56 @@ mod tests {
             e.to_string(),
             format!("GET /x: cannot connect: connection refused by 127.0.0.1:{port}")
         );
+    }
+
+    #[tokio::test]
+    async fn a_connection_not_made_within_the_connect_timeout_is_a_failure_to_connect() {
+        // A listener whose accept queue is full drops further SYNs: the next connect hangs.
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let listener = socket.listen(0).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut queued = Vec::new();
+        while queued.len() < 8 {
+            match tokio::time::timeout(
+                Duration::from_millis(200),
+                tokio::net::TcpStream::connect(addr),
+            )
+            .await
+            {
+                Ok(stream) => queued.push(stream.unwrap()),
+                Err(_) => break,
+            }
+        }
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .connect_timeout(Duration::from_millis(300))
+            .build()
+            .unwrap();
+
+        let e = http
+            .get(format!("http://{addr}/"))
+            .send()
+            .await
+            .unwrap_err();
+        let e = classify(&e, "POST /api/1.0/buildings/".into(), SETTINGS);
+
+        assert!(
+            matches!(
+                &e,
+                Error::Connect {
+                    cause: ConnectCause::TimedOut { .. },
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        assert_eq!(
+            e.to_string(),
+            "POST /api/1.0/buildings/: cannot connect: no connection within 5s (device42.connect_timeout)"
+        );
+        assert!(e.is_retryable());
+        drop(listener);
     }
 
     #[tokio::test]

@@ -1,5 +1,6 @@
 //! Cron schedules: parsed once, here, when the settings are read.
 
+use chrono::Timelike;
 use serde::Deserialize;
 use std::time::Duration;
 
@@ -43,12 +44,14 @@ impl Schedule {
         &self.cron
     }
 
-    /// The next firing strictly after `after`.
+    /// The next firing strictly after `after`, on a whole second (croner carries the fraction
+    /// of `after` over into what it finds).
     pub fn next_after(
         &self,
         after: chrono::DateTime<chrono::Utc>,
     ) -> Option<chrono::DateTime<chrono::Utc>> {
-        self.cron.find_next_occurrence(&after, false).ok()
+        let whole = after.with_nanosecond(0)?;
+        self.cron.find_next_occurrence(&whole, false).ok()
     }
 
     /// The typical period between firings, from the next two occurrences.

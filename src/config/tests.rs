@@ -529,3 +529,15 @@ fn the_example_config_sets_every_key_to_its_default() {
     let shipped_path: PathBuf = raw.get("database.path").unwrap();
     assert_eq!(shipped_path, DatabaseSettings::default().path);
 }
+
+#[test]
+fn the_next_firing_falls_on_a_whole_second() {
+    let schedule = super::Schedule::parse("0 */15 * * * *").unwrap();
+    let after = chrono::DateTime::parse_from_rfc3339("2026-12-03T16:44:59.734Z")
+        .unwrap()
+        .to_utc();
+
+    let next = schedule.next_after(after).unwrap();
+
+    assert_eq!(crate::time::iso(next), "2026-12-03T16:45:00.000Z");
+}

@@ -96,6 +96,8 @@ async fn a_daemon_on_one_second_schedules_runs_both_jobs_without_overlap_for_twe
     // The first two pulls meet a malformed page: they fail, and the daemon carries on.
     fail_pulls(&env, 2);
     let mut child = spawn_run(&env, Stdio::piped());
+    // Read as it is written: twenty seconds of runs must never fill the pipe and stall the daemon.
+    let log = capture(child.stderr.take().unwrap());
     let pid = child.id();
     let started = Instant::now();
     let mut samples = Vec::new();
@@ -203,8 +205,7 @@ async fn a_daemon_on_one_second_schedules_runs_both_jobs_without_overlap_for_twe
         max_fds <= first_fds + 4,
         "fds grew from {first_fds} to {max_fds}: {samples:?}"
     );
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    let stderr = log.lock().unwrap().clone();
     assert!(
         crate::helpers::log_lines(&stderr, "INFO")
             .iter()

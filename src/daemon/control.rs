@@ -41,6 +41,10 @@ pub enum Request {
     Pull {
         /// Apply a pull the mass-deletion guard would hold.
         allow_mass_delete: bool,
+        /// Fetch every record, not only those edited since the last pull (absent from the
+        /// requests of an older client: false).
+        #[serde(default)]
+        full: bool,
     },
     /// A pass over the building queue now.
     Push,
@@ -280,6 +284,21 @@ mod tests {
     }
 
     #[test]
+    fn a_pull_request_of_an_older_client_without_full_is_not_full() {
+        let line = r#"{"request":"pull","allow_mass_delete":true}"#;
+
+        let request: Request = serde_json::from_str(line).unwrap();
+
+        assert_eq!(
+            request,
+            Request::Pull {
+                allow_mass_delete: true,
+                full: false
+            }
+        );
+    }
+
+    #[test]
     fn every_name_of_the_database_leads_to_one_socket() {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("inventory.db");
@@ -306,6 +325,7 @@ mod tests {
             &path,
             &Request::Pull {
                 allow_mass_delete: true,
+                full: true,
             },
             None,
         )
@@ -321,7 +341,7 @@ mod tests {
         assert_eq!(
             pull,
             Reply::Refused {
-                message: "Pull { allow_mass_delete: true }".into()
+                message: "Pull { allow_mass_delete: true, full: true }".into()
             }
         );
         assert!(!path.exists());

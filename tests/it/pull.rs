@@ -666,9 +666,10 @@ async fn change_rows_and_runs_older_than_their_retention_are_pruned() {
     assert_eq!(kept, 50, "recent changes stay");
 }
 
-/// Runs `d42sync pull`; the pages it parsed and reused, from its `pull finished` line.
+/// Runs `d42sync pull --full` (the pages of the full listing are what is compared); the pages it
+/// parsed and reused, from its `pull finished` line.
 async fn pull_pages(env: &TestEnv) -> (u64, u64) {
-    let out = env.run(&["pull"]).await;
+    let out = env.run(&["pull", "--full"]).await;
     let stderr = text(&out).1;
     assert!(out.status.success(), "{stderr}");
     let line = log_lines(&stderr, "INFO")

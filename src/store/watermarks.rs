@@ -76,3 +76,6 @@ pub(super) async fn write_in(
     .await?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;

@@ -199,11 +199,7 @@ fn report(job: &str, summary: &RunSummary, by_daemon: bool) -> anyhow::Result<()
 }
 
 async fn pull(settings: &Settings, options: pull::PullOptions) -> anyhow::Result<()> {
-    let request = Request::Pull {
-        allow_mass_delete: options.allow_mass_delete,
-        full: options.full,
-    };
-    if let Some(summary) = ask_daemon(settings, request).await? {
+    if let Some(summary) = ask_daemon(settings, Request::Pull(options)).await? {
         return report("pull", &summary, true);
     }
     let run = one_shot(settings).await?;

@@ -7,6 +7,7 @@
 //! on and never runs beside it. The daemon removes the socket when it stops; one left by a
 //! crash is replaced at the next start, which holds the single-instance lock first.
 
+use crate::jobs::pull::PullOptions;
 use crate::jobs::{Outcome, RunReport};
 use crate::store::runs::RunCounts;
 use serde::{Deserialize, Serialize};
@@ -37,15 +38,9 @@ pub fn socket_path(db_path: &Path) -> PathBuf {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "request", rename_all = "snake_case")]
 pub enum Request {
-    /// A device pull now.
-    Pull {
-        /// Apply a pull the mass-deletion guard would hold.
-        allow_mass_delete: bool,
-        /// Fetch every record, not only those edited since the last pull (absent from the
-        /// requests of an older client: false).
-        #[serde(default)]
-        full: bool,
-    },
+    /// A device pull now, with these options (on the wire beside the tag:
+    /// `{"request":"pull","allow_mass_delete":false,"full":false}`).
+    Pull(PullOptions),
     /// A pass over the building queue now.
     Push,
     /// Who is running.
@@ -291,10 +286,10 @@ mod tests {
 
         assert_eq!(
             request,
-            Request::Pull {
+            Request::Pull(PullOptions {
                 allow_mass_delete: true,
                 full: false
-            }
+            })
         );
     }
 
@@ -323,10 +318,10 @@ mod tests {
             .unwrap();
         let pull = ask(
             &path,
-            &Request::Pull {
+            &Request::Pull(PullOptions {
                 allow_mass_delete: true,
                 full: true,
-            },
+            }),
             None,
         )
         .await
@@ -341,7 +336,7 @@ mod tests {
         assert_eq!(
             pull,
             Reply::Refused {
-                message: "Pull { allow_mass_delete: true, full: true }".into()
+                message: "Pull(PullOptions { allow_mass_delete: true, full: true })".into()
             }
         );
         assert!(!path.exists());

@@ -2,11 +2,15 @@
 //! device (brief items) and fetches only the records edited since the watermark less a day; a
 //! full pull still runs on `--full`, every `devices.full_every`, and when `include_cols` change.
 
-use crate::helpers::{TestEnv, count, log_lines, output, sigterm, stored_devices, text, wait_exit};
+use crate::helpers::{
+    TestEnv, count, log_lines, output, sigterm, stored_devices, text, wait_exit,
+    wait_for_control_socket,
+};
 use d42sim::{Fault, FaultRule, RecordedRequest, SimConfig};
 use serde_json::Value;
+use std::collections::BTreeSet;
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const V2: &str = "/api/2.0/devices/";
 const V1: &str = "/api/1.0/devices/all/";
@@ -22,14 +26,7 @@ async fn env_with(extra: &str) -> TestEnv {
 
 /// Runs `d42sync <args>` (a pull) and returns its `pull finished` line.
 async fn pull(env: &TestEnv, args: &[&str]) -> Value {
-    let out = env.run(args).await;
-    let stderr = text(&out).1;
-    assert!(out.status.success(), "{stderr}");
-    let line = log_lines(&stderr, "INFO")
-        .into_iter()
-        .find(|l| l.contains("pull finished"))
-        .unwrap_or_else(|| panic!("no pull finished line: {stderr}"));
-    serde_json::from_str(line).unwrap()
+    crate::helpers::pull_finished(env, args).await
 }
 
 /// The devices list requests that arrived after the first `skip` requests.
@@ -164,15 +161,16 @@ async fn after_edits_additions_and_deletions_an_incremental_pull_mirrors_exactly
     .await
     .unwrap();
     db.close().await;
-    let mut want: Vec<(i64, String)> = vec![
-        (ids[10], "changed".into()),
-        (ids[30], "removed".into()),
-        (ids[500], "changed".into()),
-        (ids[999], "removed".into()),
-    ];
-    want.extend(added.iter().map(|id| (*id, "added".to_string())));
-    want.sort();
-    assert_eq!(changes, want);
+    let edits = [ids[10], ids[500]].map(|id| (id, "changed"));
+    let removals = [ids[30], ids[999]].map(|id| (id, "removed"));
+    let additions = added.iter().map(|id| (*id, "added"));
+    let want: BTreeSet<(i64, String)> = edits
+        .into_iter()
+        .chain(removals)
+        .chain(additions)
+        .map(|(id, change)| (id, change.to_string()))
+        .collect();
+    assert_eq!(changes, want.into_iter().collect::<Vec<_>>());
 }
 
 #[tokio::test]
@@ -370,15 +368,7 @@ async fn pull_full_from_a_shell_makes_the_running_daemon_pull_every_record() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let socket = format!("{}.sock", env.db_path().display());
-    let started = Instant::now();
-    while !std::path::Path::new(&socket).exists() {
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "no control socket"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for_control_socket(&env).await;
     let first = env.run(&["pull"]).await;
     let seen = env.sim.requests().len();
 

@@ -39,12 +39,14 @@ use std::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-/// Options of one pull.
-#[derive(Debug, Clone, Copy, Default)]
+/// Options of one pull; also what a shell's `pull` request to the daemon carries.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PullOptions {
     /// Apply even if the mass-deletion guard would hold the pull.
     pub allow_mass_delete: bool,
-    /// Fetch every record, even where an incremental pull would do (`pull --full`).
+    /// Fetch every record, even where an incremental pull would do (`pull --full`); absent
+    /// from the requests of an older client: false.
+    #[serde(default)]
     pub full: bool,
 }
 

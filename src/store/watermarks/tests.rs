@@ -64,6 +64,19 @@ async fn pull(db: &Db, devices: &[(i64, i64)], mark: Watermark, guard: f64) -> A
     stage.apply(devices.len() as i64, guard).await.unwrap()
 }
 
+/// After a full pull of devices 1..=10, an incremental stage whose id listing held `listed`,
+/// set aside for the edited records.
+async fn listed_aside(db: &Db, listed: std::ops::RangeInclusive<i64>) -> PullStage {
+    let all: Vec<(i64, i64)> = (1..=10).map(|id| (id, 1)).collect();
+    pull(db, &all, mark(V2, true), 1.0).await;
+    let run_id = runs::start(db, Job::PullDevices).await.unwrap();
+    let mut stage = PullStage::new(db, run_id).await.unwrap();
+    let listed: Vec<(i64, i64)> = listed.map(|id| (id, 0)).collect();
+    stage_page(&mut stage, &listed, true).await;
+    stage.set_listed_aside().await.unwrap();
+    stage
+}
+
 async fn stored(db: &Db) -> Vec<(i64, String)> {
     sqlx::query_as("SELECT device_id, raw FROM devices ORDER BY device_id")
         .fetch_all(&db.pool)
@@ -117,14 +130,8 @@ async fn a_pull_of_another_endpoint_forgets_the_first_endpoints_watermark() {
 #[tokio::test]
 async fn the_joined_stage_holds_listed_ids_with_their_edits_and_no_unlisted_record() {
     let (_dir, db) = open().await;
-    let all: Vec<(i64, i64)> = (1..=10).map(|id| (id, 1)).collect();
-    pull(&db, &all, mark(V2, true), 1.0).await;
-    let run_id = runs::start(&db, Job::PullDevices).await.unwrap();
-    let mut stage = PullStage::new(&db, run_id).await.unwrap();
     // Listed: 2..=10 and a new 11 (1 was removed upstream).
-    let listed: Vec<(i64, i64)> = (2..=11).map(|id| (id, 0)).collect();
-    stage_page(&mut stage, &listed, true).await;
-    stage.set_listed_aside().await.unwrap();
+    let mut stage = listed_aside(&db, 2..=11).await;
     // Edited: 3 changed, 11 new, 12 added and removed again between the listings.
     stage_page(&mut stage, &[(3, 2), (11, 1), (12, 1)], false).await;
 
@@ -154,13 +161,7 @@ async fn the_joined_stage_holds_listed_ids_with_their_edits_and_no_unlisted_reco
 #[tokio::test]
 async fn a_listed_id_neither_stored_nor_edited_is_counted() {
     let (_dir, db) = open().await;
-    let all: Vec<(i64, i64)> = (1..=10).map(|id| (id, 1)).collect();
-    pull(&db, &all, mark(V2, true), 1.0).await;
-    let run_id = runs::start(&db, Job::PullDevices).await.unwrap();
-    let mut stage = PullStage::new(&db, run_id).await.unwrap();
-    let listed: Vec<(i64, i64)> = (1..=12).map(|id| (id, 0)).collect();
-    stage_page(&mut stage, &listed, true).await;
-    stage.set_listed_aside().await.unwrap();
+    let mut stage = listed_aside(&db, 1..=12).await;
     stage_page(&mut stage, &[(11, 1)], false).await;
 
     let unknown = stage.merge_listed().await.unwrap();

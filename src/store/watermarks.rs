@@ -3,7 +3,7 @@
 //!
 //! An incremental pull fetches only the records edited since its endpoint's watermark (less a
 //! day: Device42's edit filter is day-granular). The row is written by the apply transaction of
-//! the pull it describes ([`write_in`], called from [`super::devices::PullStage::apply`]), so a
+//! the pull it describes (`write_in`, called from [`super::devices::PullStage::apply`]), so a
 //! pull that fails, is held or is killed leaves the watermark of the last applied one. Only the
 //! endpoint last applied keeps a row: the records of another endpoint are not in `devices`.
 

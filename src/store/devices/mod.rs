@@ -134,7 +134,7 @@ impl PullStage {
     }
 
     /// Sets the staged ids of an incremental pull's id listing aside and empties the stage for
-    /// the records edited since its watermark ([`listed`]).
+    /// the records edited since its watermark (see `store::devices::listed`).
     pub async fn set_listed_aside(&mut self) -> Result<(), StoreError> {
         match self.target {
             Target::Compare(_) => listed::set_aside(&mut self.conn).await,

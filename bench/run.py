@@ -48,6 +48,7 @@ TARGET_RSS_MIB = 64.0  # peak RSS of the 100k pull
 TARGET_RSS_GROWTH = 1.10  # the 400k pull within 10% of the 100k one
 TARGET_LATENCY_RATIO = 1.3  # latency-bound pull <= 1.3x pages x latency / concurrency
 TARGET_PUSH_EFFICIENCY = 0.8  # push >= concurrency x 0.8 / latency POSTs per second
+TARGET_REPULL_BYTES = 0.10  # an (incremental) re-pull with no change receives <= 10% of a full pull's bytes
 
 
 class BenchError(Exception):
@@ -223,14 +224,20 @@ def count_rows(db, sql):
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
-def internal_ms(text, message):
-    """duration_ms of d42sync's INFO line `message` (its own timing of the job), or None."""
+def summary_field(text, message, key):
+    """The value of `key` in d42sync's INFO line `message` (quotes removed), or None."""
     for line in ANSI.sub("", text).splitlines():
         if message in line:
-            m = re.search(r"duration_ms=(\d+)", line)
+            m = re.search(rf"\b{key}=\"?([^\s\"]+)", line)
             if m:
-                return int(m.group(1))
+                return m.group(1)
     return None
+
+
+def internal_ms(text, message):
+    """duration_ms of d42sync's INFO line `message` (its own timing of the job), or None."""
+    ms = summary_field(text, message, "duration_ms")
+    return None if ms is None else int(ms)
 
 
 # d42sync runs at INFO for its one summary line per job (with its own duration_ms).
@@ -299,7 +306,10 @@ def pull_scenario(bins, name, devices, runs, *, page_delay=None, repull=False, i
                 n = count_rows(run_dir / "inventory.db", "SELECT count(*) FROM devices")
                 if n != devices:
                     raise BenchError(f"d42sync stored {n} devices, expected {devices}")
-                res[key].append({"wall": wall, "rss": rss, "internal_ms": internal_ms(text, "pull finished")})
+                received = summary_field(text, "pull finished", "bytes")
+                res[key].append({"wall": wall, "rss": rss, "internal_ms": internal_ms(text, "pull finished"),
+                                 "bytes": None if received is None else int(received),
+                                 "mode": summary_field(text, "pull finished", "mode")})
                 log(f"{name} run {i + 1}: d42sync {tag} {wall:.2f} s, {rss:.1f} MiB")
             for f in run_dir.glob("inventory.db*"):
                 f.unlink()
@@ -438,6 +448,12 @@ def report(results, p, argv):
         r = med(pull["repull"]) / fdl
         add(f"| re-pull, no change ({fmt(med(pull['repull']))} s) vs the download floor ({fmt(fdl)} s) "
             f"| {r:.2f}x | ≤ {TARGET_REPULL_RATIO}x | {verdict(r <= TARGET_REPULL_RATIO)} |")
+        full_bytes, re_bytes = med(pull["d42"], "bytes"), med(pull["repull"], "bytes")
+        if full_bytes and re_bytes is not None:
+            r = re_bytes / full_bytes
+            modes = "/".join(sorted({s.get("mode") or "?" for s in pull["repull"]}))
+            add(f"| re-pull, no change ({modes}): bytes received ({re_bytes:,.0f}) vs the empty-db pull's "
+                f"({full_bytes:,.0f}) | {r:.1%} | ≤ {TARGET_REPULL_BYTES:.0%} | {verdict(r <= TARGET_REPULL_BYTES)} |")
         rss = med(pull["d42"], "rss")
         add(f"| peak RSS, empty-db pull {pull['devices']:,} | {rss:.1f} MiB | ≤ {TARGET_RSS_MIB:.0f} MiB "
             f"| {verdict(rss <= TARGET_RSS_MIB)} |")
@@ -489,6 +505,8 @@ def report(results, p, argv):
                     t = f"{s['wall']:.2f}/{s['rss']:.1f}"
                     if s.get("internal_ms") is not None:
                         t += f" (in-process {s['internal_ms'] / 1000:.2f})"
+                    if s.get("bytes") is not None:
+                        t += f" [{s.get('mode')}, {s['bytes']:,} B]"
                     parts.append(t)
                 else:
                     parts.append(f"{s:.3f}")

@@ -42,6 +42,10 @@ pub enum Command {
         /// Apply a pull even though it removes more than devices.max_delete_fraction.
         #[arg(long)]
         allow_mass_delete: bool,
+        /// Fetch every record instead of only those edited since the last pull (a full pull
+        /// also runs by itself every devices.full_every).
+        #[arg(long)]
+        full: bool,
     },
     /// Push the building queue once now.
     Push,

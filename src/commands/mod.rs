@@ -94,7 +94,16 @@ async fn with_settings(
             settings.device42.secret_key.get()?;
             daemon::run(config_path, settings).await
         }
-        Command::Pull { allow_mass_delete } => pull(&settings, allow_mass_delete).await,
+        Command::Pull {
+            allow_mass_delete,
+            full,
+        } => {
+            let options = pull::PullOptions {
+                allow_mass_delete,
+                full,
+            };
+            pull(&settings, options).await
+        }
         Command::Push => push(&settings).await,
         Command::EnqueueBuilding(args) => enqueue(&settings, args).await,
         Command::Requeue(args) => requeue(&settings, args.id).await,
@@ -189,12 +198,11 @@ fn report(job: &str, summary: &RunSummary, by_daemon: bool) -> anyhow::Result<()
     }
 }
 
-async fn pull(settings: &Settings, allow_mass_delete: bool) -> anyhow::Result<()> {
-    if let Some(summary) = ask_daemon(settings, Request::Pull { allow_mass_delete }).await? {
+async fn pull(settings: &Settings, options: pull::PullOptions) -> anyhow::Result<()> {
+    if let Some(summary) = ask_daemon(settings, Request::Pull(options)).await? {
         return report("pull", &summary, true);
     }
     let run = one_shot(settings).await?;
-    let options = pull::PullOptions { allow_mass_delete };
     let result = pull::run(&run.db, &run.client, &settings.devices, options, &run.stop).await;
     run.db.close().await;
     report("pull", &RunSummary::of(&result), false)

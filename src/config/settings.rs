@@ -202,6 +202,10 @@ pub struct DevicesSettings {
     /// How often a pull whose pages shifted while paging is started over before it fails.
     #[serde(deserialize_with = "fields::between::<_, _, 0, 100>")]
     pub max_drift_retries: u32,
+    /// Between incremental pulls, a full pull at least this often: an edit need not move a
+    /// device's edit date, and only a full pull sees every record.
+    #[serde(deserialize_with = "fields::duration")]
+    pub full_every: Duration,
 }
 
 impl Default for DevicesSettings {
@@ -215,6 +219,7 @@ impl Default for DevicesSettings {
             max_delete_fraction: 0.5,
             keep_changes: Duration::from_secs(90 * 86_400),
             max_drift_retries: 3,
+            full_every: Duration::from_secs(86_400),
         }
     }
 }

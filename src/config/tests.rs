@@ -162,6 +162,7 @@ fn each_bad_value_is_reported_by_its_key() {
             "devices.max_delete_fraction",
         ),
         ("[devices]\nkeep_changes = \"0s\"\n", "devices.keep_changes"),
+        ("[devices]\nfull_every = \"0s\"\n", "devices.full_every"),
         ("[devices]\nendpoint = \"devices\"\n", "devices.endpoint"),
         (
             "[buildings]\nretry_base = \"2 fortnights\"\n",

@@ -7,6 +7,7 @@
 //! on and never runs beside it. The daemon removes the socket when it stops; one left by a
 //! crash is replaced at the next start, which holds the single-instance lock first.
 
+use crate::jobs::pull::PullOptions;
 use crate::jobs::{Outcome, RunReport};
 use crate::store::runs::RunCounts;
 use serde::{Deserialize, Serialize};
@@ -37,11 +38,9 @@ pub fn socket_path(db_path: &Path) -> PathBuf {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "request", rename_all = "snake_case")]
 pub enum Request {
-    /// A device pull now.
-    Pull {
-        /// Apply a pull the mass-deletion guard would hold.
-        allow_mass_delete: bool,
-    },
+    /// A device pull now, with these options (on the wire beside the tag:
+    /// `{"request":"pull","allow_mass_delete":false,"full":false}`).
+    Pull(PullOptions),
     /// A pass over the building queue now.
     Push,
     /// Who is running.
@@ -280,6 +279,21 @@ mod tests {
     }
 
     #[test]
+    fn a_pull_request_of_an_older_client_without_full_is_not_full() {
+        let line = r#"{"request":"pull","allow_mass_delete":true}"#;
+
+        let request: Request = serde_json::from_str(line).unwrap();
+
+        assert_eq!(
+            request,
+            Request::Pull(PullOptions {
+                allow_mass_delete: true,
+                full: false
+            })
+        );
+    }
+
+    #[test]
     fn every_name_of_the_database_leads_to_one_socket() {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("inventory.db");
@@ -304,9 +318,10 @@ mod tests {
             .unwrap();
         let pull = ask(
             &path,
-            &Request::Pull {
+            &Request::Pull(PullOptions {
                 allow_mass_delete: true,
-            },
+                full: true,
+            }),
             None,
         )
         .await
@@ -321,7 +336,7 @@ mod tests {
         assert_eq!(
             pull,
             Reply::Refused {
-                message: "Pull { allow_mass_delete: true }".into()
+                message: "Pull(PullOptions { allow_mass_delete: true, full: true })".into()
             }
         );
         assert!(!path.exists());

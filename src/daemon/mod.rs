@@ -225,8 +225,7 @@ impl control::Handler for Control {
                     version: env!("CARGO_PKG_VERSION").to_string(),
                 });
             }
-            Request::Pull { allow_mass_delete } => {
-                let options = pull::PullOptions { allow_mass_delete };
+            Request::Pull(options) => {
                 let run = async move { RunSummary::of(&ctx.pull(options, &stop).await) };
                 self.scheduler.run_now(PULL, run).await
             }

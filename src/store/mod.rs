@@ -14,6 +14,7 @@ pub mod devices;
 pub mod pages;
 pub mod queue;
 pub mod runs;
+pub mod watermarks;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Sqlite, SqlitePool, Transaction};

@@ -176,8 +176,16 @@ pub async fn stage_reused_ids(conn: &mut SqliteConnection) -> Result<u64, StoreE
 }
 
 /// Replaces the stored pages with the ones this pull saw, on the basis `devices` now has. Runs in
-/// the apply transaction, after `devices` got its new snapshot.
+/// the apply transaction, after `devices` got its new snapshot. A pull that saw no page of the
+/// full listing (an incremental one) leaves them as they are: they stay trusted only while
+/// `devices` still matches the basis they were recorded on.
 pub async fn save(conn: &mut SqliteConnection) -> Result<(), StoreError> {
+    let (seen,): (i64,) = sqlx::query_as("SELECT count(*) FROM temp.pull_pages_seen")
+        .fetch_one(&mut *conn)
+        .await?;
+    if seen == 0 {
+        return Ok(());
+    }
     sqlx::query(
         "DELETE FROM pull_pages WHERE NOT EXISTS (SELECT 1 FROM temp.pull_pages_seen s \
          WHERE s.page_offset = pull_pages.page_offset AND s.page_limit = pull_pages.page_limit)",

@@ -305,15 +305,7 @@ async fn pull_and_push_from_a_shell_are_run_by_the_daemon_and_status_names_it() 
     let env = TestEnv::start(SimConfig::default(), "").await;
     let mut daemon = spawn_run(&env, Stdio::null());
     wait_for_lock(&env, &daemon).await;
-    let socket = format!("{}.sock", env.db_path().display());
-    let started = Instant::now();
-    while !std::path::Path::new(&socket).exists() {
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "no control socket"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let socket = crate::helpers::wait_for_control_socket(&env).await;
     // The administrator's shell cannot read the secret: the daemon needs none from it.
     std::fs::remove_file(env.dir.path().join("secret_key")).unwrap();
     env.run(&["enqueue-building", "--name", "HQ"]).await;

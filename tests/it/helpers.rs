@@ -247,3 +247,29 @@ pub async fn wait_exit(child: &mut std::process::Child, limit: std::time::Durati
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
+
+/// Waits (at most 10 s) until the daemon of `env` listens on its control socket; the socket's path.
+pub async fn wait_for_control_socket(env: &TestEnv) -> String {
+    let socket = format!("{}.sock", env.db_path().display());
+    let started = std::time::Instant::now();
+    while !Path::new(&socket).exists() {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "no control socket"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    socket
+}
+
+/// Runs `d42sync <args>` (a pull), which must succeed; its `pull finished` INFO line.
+pub async fn pull_finished(env: &TestEnv, args: &[&str]) -> serde_json::Value {
+    let out = env.run(args).await;
+    let stderr = text(&out).1;
+    assert!(out.status.success(), "{stderr}");
+    let line = log_lines(&stderr, "INFO")
+        .into_iter()
+        .find(|l| l.contains("pull finished"))
+        .unwrap_or_else(|| panic!("no pull finished line: {stderr}"));
+    serde_json::from_str(line).unwrap()
+}

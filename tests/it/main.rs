@@ -12,6 +12,7 @@ mod client;
 mod daemon;
 mod files;
 mod helpers;
+mod incremental;
 mod leaks;
 mod ops_assets;
 mod pull;

@@ -677,17 +677,11 @@ async fn change_rows_and_runs_older_than_their_retention_are_pruned() {
     assert_eq!(kept, 50, "recent changes stay");
 }
 
-/// Runs `d42sync pull`; the pages it parsed and reused, from its `pull finished` line.
+/// Runs `d42sync pull --full` (the pages of the full listing are what is compared); the pages it
+/// parsed and reused, from its `pull finished` line.
 async fn pull_pages(env: &TestEnv) -> (u64, u64) {
-    let out = env.run(&["pull"]).await;
-    let stderr = text(&out).1;
-    assert!(out.status.success(), "{stderr}");
-    let line = log_lines(&stderr, "INFO")
-        .into_iter()
-        .find(|l| l.contains("pull finished"))
-        .unwrap_or_else(|| panic!("no pull finished line: {stderr}"));
-    let v: serde_json::Value = serde_json::from_str(line).unwrap();
-    let count = |key: &str| v[key].as_u64().unwrap_or_else(|| panic!("{key} in {line}"));
+    let v = crate::helpers::pull_finished(env, &["pull", "--full"]).await;
+    let count = |key: &str| v[key].as_u64().unwrap_or_else(|| panic!("{key} in {v}"));
     (count("pages_parsed"), count("pages_reused"))
 }
 

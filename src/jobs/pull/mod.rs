@@ -1,6 +1,12 @@
 //! The device pull: pages `devices.endpoint` into a staging table and swaps the complete
 //! snapshot into `devices` in one transaction.
 //!
+//! A pull is full (every record) or incremental (`incremental`: the ids of every device from the
+//! brief list, and the records edited since the watermark of the last applied pull); a full
+//! pull runs on the first load, on `pull --full`, every `devices.full_every`, and whenever the
+//! watermark does not fit (another endpoint or `include_cols`). Either way each listing is paged
+//! with the checks below and the apply is the same, and it records the watermark.
+//!
 //! A pull is complete only when the distinct ids received equal the `total_count` the server
 //! reported and that count did not move while paging (`paging`). If the inventory shifted
 //! under the pager (repeated or skipped rows), the pull starts over, up to
@@ -9,9 +15,10 @@
 //! threads (`pager`); memory is bounded by the pages in flight and two received ones waiting
 //! to be staged, not by the inventory. A page whose body hashes as the same page of the last
 //! applied pull is not parsed: its records are the ones stored ([`crate::store::pages`]).
-//! `report` has the lines a run logs as it ends.
+//! `report` has the lines a run logs as it ends, with the body bytes received and the mode.
 
 mod error;
+mod incremental;
 mod pager;
 mod paging;
 mod report;
@@ -20,18 +27,27 @@ use super::{Outcome, RunReport, Start};
 use crate::config::DevicesSettings;
 use crate::d42::Client;
 use crate::store::Db;
-use crate::store::devices::{self, ApplyOutcome, DeleteGuard, PageCounts, PullStage};
+use crate::store::devices::{self, ApplyOutcome, DeleteGuard, PullStage};
 use crate::store::runs::{self, Job, RunCounts, RunStatus};
 use error::PullError;
+use incremental::Mode;
+use pager::{Listing, Pass};
+use report::Taken;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-/// Options of one pull.
-#[derive(Debug, Clone, Copy, Default)]
+/// Options of one pull; also what a shell's `pull` request to the daemon carries.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PullOptions {
     /// Apply even if the mass-deletion guard would hold the pull.
     pub allow_mass_delete: bool,
+    /// Fetch every record, even where an incremental pull would do (`pull --full`); absent
+    /// from the requests of an older client: false.
+    #[serde(default)]
+    pub full: bool,
 }
 
 /// Runs one pull and records it in `sync_runs`. Logs one INFO line on success, one WARN line
@@ -65,8 +81,8 @@ pub async fn run(
             duration,
         };
         match result {
-            Ok((ApplyOutcome::Applied(counts), pages)) => {
-                report::applied(&counts, pages, duration, client.metrics());
+            Ok((ApplyOutcome::Applied(counts), taken)) => {
+                report::applied(&counts, taken, duration, client.metrics());
                 prune(db, settings).await;
                 let stored = devices::count(db).await.unwrap_or(0);
                 client.metrics().set_devices_stored(stored);
@@ -112,15 +128,21 @@ async fn pull_and_apply(
     options: PullOptions,
     cancel: &CancellationToken,
     run_id: i64,
-) -> Result<(ApplyOutcome, PageCounts), PullError> {
+) -> Result<(ApplyOutcome, Taken), PullError> {
     let mut stage = PullStage::new(db, run_id).await?;
-    let items = match pull_with_retries(&mut stage, client, settings, cancel).await {
-        Ok(items) => items,
+    let bytes = Arc::new(AtomicU64::new(0));
+    let pulled = match incremental::mode(db, settings, options.full, &stage).await {
+        Ok(mode) => pull_listings(&mut stage, client, settings, cancel, (mode, &bytes)).await,
+        Err(e) => Err(e),
+    };
+    let (items, mode) = match pulled {
+        Ok(pulled) => pulled,
         Err(e) => {
             stage.discard().await;
             return Err(e);
         }
     };
+    stage.mark(incremental::watermark(settings, mode));
     let guard = DeleteGuard {
         max_delete_fraction: settings.max_delete_fraction,
         allow_mass_delete: options.allow_mass_delete,
@@ -133,15 +155,58 @@ async fn pull_and_apply(
         ms = started.elapsed().as_millis() as u64,
         "snapshot applied"
     );
-    Ok((outcome, pages))
+    let taken = Taken {
+        pages,
+        mode: mode.as_str(),
+        bytes: bytes.load(Ordering::Relaxed),
+    };
+    Ok((outcome, taken))
 }
 
-/// Pulls into the stage until one pass sees a consistent inventory; the number of devices.
+/// Pages what `mode` asks for into the stage, counting body bytes in `bytes`; the number of
+/// devices, and the mode the pull ran in: full when an incremental pull met a listed id that is
+/// neither stored nor edited (it cannot tell what that device holds).
+async fn pull_listings(
+    stage: &mut PullStage,
+    client: &Client,
+    settings: &DevicesSettings,
+    cancel: &CancellationToken,
+    (mode, bytes): (Mode, &Arc<AtomicU64>),
+) -> Result<(i64, Mode), PullError> {
+    let pass = |listing| Pass {
+        listing,
+        bytes: Arc::clone(bytes),
+    };
+    let records = pass(Listing::Records);
+    let Mode::Incremental { since } = mode else {
+        let items = pull_with_retries(stage, client, settings, cancel, &records).await?;
+        return Ok((items, Mode::Full));
+    };
+    let items = pull_with_retries(stage, client, settings, cancel, &pass(Listing::Ids)).await?;
+    stage.set_listed_aside().await?;
+    let edited = pass(Listing::EditedSince(since));
+    pull_with_retries(stage, client, settings, cancel, &edited).await?;
+    let unknown = stage.merge_listed().await?;
+    if unknown == 0 {
+        return Ok((items, mode));
+    }
+    tracing::info!(
+        unknown,
+        "listed devices are neither stored nor among the edited records; pulling every record"
+    );
+    stage.clear().await?;
+    let items = pull_with_retries(stage, client, settings, cancel, &records).await?;
+    Ok((items, Mode::Full))
+}
+
+/// Pulls `pass`'s listing into the stage until one pass sees a consistent inventory; the number
+/// of devices.
 async fn pull_with_retries(
     stage: &mut PullStage,
     client: &Client,
     settings: &DevicesSettings,
     cancel: &CancellationToken,
+    pass: &Pass,
 ) -> Result<i64, PullError> {
     let mut attempt = 0;
     let items = loop {
@@ -149,7 +214,7 @@ async fn pull_with_retries(
         if attempt > 1 {
             stage.clear().await?;
         }
-        match paging::pull_once(stage, client, settings, cancel).await {
+        match paging::pull_once(stage, client, settings, cancel, pass).await {
             Ok(items) => break items,
             Err(PullError::Drift(reason)) if attempt <= settings.max_drift_retries => {
                 tracing::warn!(attempt, reason = %reason, "inventory changed while paging; starting the pull over");

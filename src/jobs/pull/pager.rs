@@ -1,18 +1,44 @@
-//! The page fetcher: requests pages `devices.concurrency` at a time in the order they are
-//! queued, and parses each on a worker thread unless its body is the one the last applied pull
-//! got at the same place.
+//! The page fetcher: requests pages of one listing (every record, the ids, or the records
+//! edited since a day) `devices.concurrency` at a time in the order they are queued, counts
+//! their bytes, and parses each on a worker thread unless its body is the one the last applied
+//! pull got at the same place.
 
 use super::error::PullError;
 use crate::config::DevicesSettings;
 use crate::d42::{self, Client};
 use crate::device::DeviceColumns;
 use crate::store::pages::{KnownPage, KnownPages};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::AbortOnDropHandle;
 use tracing::Instrument;
+
+/// The brief list of every device: v2 items without `include_cols`, about a twentieth of the
+/// bytes of full records. v1 has no brief form; the ids are the same, so it serves either endpoint.
+pub(super) const BRIEF_LIST: &str = "/api/2.0/devices/";
+
+/// Which device list a pass pages through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Listing {
+    /// Every record of `devices.endpoint`.
+    Records,
+    /// The id of every device, from [`BRIEF_LIST`].
+    Ids,
+    /// The records of `devices.endpoint` edited on or after this day (UTC).
+    EditedSince(chrono::NaiveDate),
+}
+
+/// One pass: the listing it pages, and the run's count of body bytes received.
+#[derive(Debug, Clone)]
+pub(super) struct Pass {
+    /// What is listed.
+    pub(super) listing: Listing,
+    /// Body bytes of every page of the run, for its INFO line.
+    pub(super) bytes: Arc<AtomicU64>,
+}
 
 /// A fetched page.
 pub(super) struct FetchedPage {
@@ -90,8 +116,10 @@ pub(super) struct Pager {
     client: Client,
     /// The endpoint, its columns and the concurrency.
     settings: DevicesSettings,
-    /// The last applied pull's pages.
+    /// The last applied pull's pages (none unless the pass lists every record).
     known: Arc<KnownPages>,
+    /// The listing and the byte count.
+    pass: Pass,
     /// Ends every fetch when the service stops.
     cancel: CancellationToken,
     /// `devices.concurrency` permits: one per request in flight.
@@ -109,17 +137,23 @@ struct Turn {
 }
 
 impl Pager {
-    /// A pager for one pass, which knows the last applied pull's pages as `known`.
+    /// A pager for `pass`, which knows the last applied pull's pages as `known` (only a pass
+    /// over every record uses them: another listing's bodies differ at the same offsets).
     pub(super) fn new(
         client: &Client,
         settings: &DevicesSettings,
-        known: Arc<KnownPages>,
+        (known, pass): (Arc<KnownPages>, &Pass),
         cancel: &CancellationToken,
     ) -> Self {
+        let known = match pass.listing {
+            Listing::Records => known,
+            Listing::Ids | Listing::EditedSince(_) => Arc::default(),
+        };
         Self {
             client: client.clone(),
             settings: settings.clone(),
             known,
+            pass: pass.clone(),
             cancel: cancel.clone(),
             in_flight: Arc::new(Semaphore::new(settings.concurrency)),
             last: Arc::default(),
@@ -191,16 +225,18 @@ impl Pager {
             cancel,
             ..
         } = self;
-        let query = page_query(settings, offset, limit);
+        let (path, query) = page_query(settings, self.pass.listing, offset, limit);
         let started = Instant::now();
         let body = tokio::select! {
-            body = client.get(&settings.endpoint, &query) => body?,
+            body = client.get(path, &query) => body?,
             () = cancel.cancelled() => return Err(PullError::Cancelled),
         };
         drop(slot);
+        let len = body.bytes.len() as u64;
+        self.pass.bytes.fetch_add(len, Ordering::Relaxed);
         tracing::debug!(
             offset,
-            bytes = body.bytes.len(),
+            bytes = len,
             ms = started.elapsed().as_millis() as u64,
             "page fetched"
         );
@@ -248,16 +284,35 @@ impl Pager {
     }
 }
 
-/// The query of one page: paging, `blankasnull=yes` (so that Device42 sends null, not `""`,
-/// for an unset field), and `include_cols` for a v2 endpoint (v1 records are full without it).
-fn page_query(settings: &DevicesSettings, offset: u64, limit: u64) -> Vec<(&'static str, String)> {
+/// The path and query of one page: paging, `blankasnull=yes` (so that Device42 sends null, not
+/// `""`, for an unset field), and for records `include_cols` on a v2 endpoint (v1 records are
+/// full without it); for edited records the day-granular, inclusive edit filter
+/// (`last_edited_gt` on v2, `last_updated_gt` on v1).
+fn page_query(
+    settings: &DevicesSettings,
+    listing: Listing,
+    offset: u64,
+    limit: u64,
+) -> (&str, Vec<(&'static str, String)>) {
     let mut query = vec![
         ("limit", limit.to_string()),
         ("offset", offset.to_string()),
         ("blankasnull", "yes".to_string()),
     ];
-    if settings.endpoint.starts_with("/api/2.0/") && !settings.include_cols.is_empty() {
+    let v2 = settings.endpoint.starts_with("/api/2.0/");
+    if listing == Listing::Ids {
+        return (BRIEF_LIST, query);
+    }
+    if v2 && !settings.include_cols.is_empty() {
         query.push(("include_cols", settings.include_cols.join(",")));
     }
-    query
+    if let Listing::EditedSince(day) = listing {
+        let key = if v2 {
+            "last_edited_gt"
+        } else {
+            "last_updated_gt"
+        };
+        query.push((key, day.format("%Y-%m-%d").to_string()));
+    }
+    (&settings.endpoint, query)
 }

@@ -7,7 +7,7 @@
 //! and the distinct ids matching it, this catches the skips and repeats of limit/offset paging.
 
 use super::error::PullError;
-use super::pager::{FetchedPage, Fetching, PageContent, Pager};
+use super::pager::{FetchedPage, Fetching, Listing, PageContent, Pager, Pass};
 use crate::config::DevicesSettings;
 use crate::d42::Client;
 use crate::store::devices::{PullStage, StageRow};
@@ -17,15 +17,18 @@ use std::collections::HashMap;
 use std::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-/// One pass over every page into the (empty) stage; the number of devices on success.
+/// One pass over every page of `pass`'s listing into the (empty) stage; the number of devices
+/// on success. An id listing stages every id as unchanged.
 pub(super) async fn pull_once(
     stage: &mut PullStage,
     client: &Client,
     settings: &DevicesSettings,
     cancel: &CancellationToken,
+    pass: &Pass,
 ) -> Result<i64, PullError> {
     let asked = u64::from(settings.page_size);
-    let pager = Pager::new(client, settings, stage.known_pages(), cancel);
+    let pager = Pager::new(client, settings, (stage.known_pages(), pass), cancel);
+    let ids_only = pass.listing == Listing::Ids;
     let advance_guess = if asked > 1 { asked - 1 } else { asked };
     // The next pages go out with the first one, on the guess that the server honours `limit`
     // and the inventory spans them: on a slow link that saves a whole round trip. A wrong guess
@@ -53,7 +56,7 @@ pub(super) async fn pull_once(
     };
     let advance = if step > 1 { step - 1 } else { step };
     let mut last_id = None;
-    let mut distinct = stage_page(stage, &first, &mut last_id).await?;
+    let mut distinct = stage_page(stage, &first, &mut last_id, ids_only).await?;
     let mut last_len = first.len();
     drop(first);
 
@@ -82,7 +85,7 @@ pub(super) async fn pull_once(
                         page.offset
                     )));
                 }
-                distinct += stage_page(stage, &page, &mut last_id).await?;
+                distinct += stage_page(stage, &page, &mut last_id, ids_only).await?;
             }
             if distinct != total {
                 return Err(PullError::Drift(format!(
@@ -98,7 +101,7 @@ pub(super) async fn pull_once(
                 offset += advance;
                 let page = pager.fetch(offset, step).await?;
                 last_len = page.len();
-                distinct += stage_page(stage, &page, &mut last_id).await?;
+                distinct += stage_page(stage, &page, &mut last_id, ids_only).await?;
             }
         }
     }
@@ -110,11 +113,12 @@ pub(super) async fn pull_once(
 
 /// Checks a page against the previous one (its first item must repeat the previous page's
 /// last) and stages it without that overlap, writing only records whose hash differs from the
-/// stored one. Returns the ids new to this pull.
+/// stored one (none when `ids_only`). Returns the ids new to this pull.
 async fn stage_page(
     stage: &mut PullStage,
     page: &FetchedPage,
     last_id: &mut Option<i64>,
+    ids_only: bool,
 ) -> Result<u64, PullError> {
     let ends = page.first_and_last();
     let overlap = match (*last_id, ends) {
@@ -139,7 +143,7 @@ async fn stage_page(
     let items = &all[usize::from(overlap)..];
     let lo = items.iter().map(|i| i.device_id).min().unwrap_or(0);
     let hi = items.iter().map(|i| i.device_id).max().unwrap_or(0);
-    let stored = if items.is_empty() {
+    let stored = if items.is_empty() || ids_only {
         HashMap::new()
     } else {
         stage.stored_hashes(lo, hi).await?
@@ -150,6 +154,7 @@ async fn stage_page(
             device_id: item.device_id,
             raw_hash: item.hash,
             record: match stored.get(&item.device_id) {
+                _ if ids_only => None,
                 Some(h) if *h == item.hash => None,
                 // Ranges were cut from the body by the JSON parser at value boundaries, and the
                 // body was checked to be UTF-8.

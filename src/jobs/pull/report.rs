@@ -9,20 +9,29 @@ use crate::store::devices::PageCounts;
 use crate::store::runs::{Job, RunCounts};
 use std::time::Duration;
 
+/// How an applied pull took its pages.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Taken {
+    /// Pages parsed and reused by its last pass.
+    pub(super) pages: PageCounts,
+    /// `full` or `incremental`.
+    pub(super) mode: &'static str,
+    /// Response body bytes of every page it fetched, retried passes included: what the pull
+    /// cost the appliance and the link.
+    pub(super) bytes: u64,
+}
+
 /// An applied pull: one INFO line with its counts.
-pub(super) fn applied(
-    counts: &RunCounts,
-    pages: PageCounts,
-    duration: Duration,
-    metrics: &Metrics,
-) {
+pub(super) fn applied(counts: &RunCounts, taken: Taken, duration: Duration, metrics: &Metrics) {
     tracing::info!(
         items = counts.items,
         added = counts.added,
         changed = counts.changed,
-        pages_parsed = pages.parsed,
-        pages_reused = pages.reused,
+        pages_parsed = taken.pages.parsed,
+        pages_reused = taken.pages.reused,
         removed = counts.removed,
+        mode = taken.mode,
+        bytes = taken.bytes,
         duration_ms = duration.as_millis() as u64,
         "pull finished"
     );

@@ -17,6 +17,7 @@
 
 mod checkpoint;
 mod compare;
+mod listed;
 mod load;
 mod rows;
 mod swap;
@@ -27,6 +28,7 @@ pub use rows::{ApplyOutcome, Change, DeleteGuard, StageRow};
 
 use super::pages::{self, KnownPage, KnownPages, SeenPage};
 use super::runs::{self, RunCounts, RunStatus};
+use super::watermarks::{self, Watermark};
 use super::{Db, StoreError, begin_immediate};
 use crate::time::now_iso;
 use compare::Compare;
@@ -74,6 +76,8 @@ pub struct PullStage {
     target: Target,
     /// What the current attempt received.
     tally: Tally,
+    /// The watermark the apply records, when the pull keeps one.
+    watermark: Option<Watermark>,
 }
 
 impl PullStage {
@@ -102,6 +106,7 @@ impl PullStage {
             at: now_iso(),
             target,
             tally: Tally::default(),
+            watermark: None,
         };
         if let Err(e) = stage.clear().await {
             stage.discard().await;
@@ -116,6 +121,33 @@ impl PullStage {
             Target::Compare(compare) => compare.known(),
             Target::Load(_) => Arc::default(),
         }
+    }
+
+    /// Whether this is a first load (the inventory was empty): only a full pull can fill it.
+    pub fn is_first_load(&self) -> bool {
+        matches!(self.target, Target::Load(_))
+    }
+
+    /// Has the apply record `watermark` in its transaction, dated by this pull's start.
+    pub fn mark(&mut self, watermark: Watermark) {
+        self.watermark = Some(watermark);
+    }
+
+    /// Sets the staged ids of an incremental pull's id listing aside and empties the stage for
+    /// the records edited since its watermark (see `store::devices::listed`).
+    pub async fn set_listed_aside(&mut self) -> Result<(), StoreError> {
+        match self.target {
+            Target::Compare(_) => listed::set_aside(&mut self.conn).await,
+            Target::Load(_) => Err(StoreError::Conflict(
+                "an incremental pull needs stored devices".into(),
+            )),
+        }
+    }
+
+    /// Joins the set-aside ids to the staged edited records; how many listed ids are neither
+    /// stored nor edited (then the pull must fetch every record).
+    pub async fn merge_listed(&mut self) -> Result<i64, StoreError> {
+        listed::merge(&mut self.conn).await
     }
 
     /// How the current attempt took its pages so far.
@@ -238,6 +270,9 @@ impl PullStage {
         };
         match outcome {
             ApplyOutcome::Applied(counts) => {
+                if let Some(mark) = &self.watermark {
+                    watermarks::write_in(&mut tx, mark, &self.at).await?;
+                }
                 runs::finish_in(&mut tx, self.run_id, RunStatus::Ok, counts, None).await?;
             }
             ApplyOutcome::Held {
@@ -262,6 +297,7 @@ impl PullStage {
     pub async fn discard(mut self) {
         self.end_load().await;
         let _ = compare::drop_stage(&mut self.conn).await;
+        let _ = listed::drop_listed(&mut self.conn).await;
         let _ = pages::drop_seen(&mut self.conn).await;
         if matches!(self.target, Target::Load(_)) {
             let _ = load::drop_tables(&mut self.conn).await;

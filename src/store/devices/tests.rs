@@ -519,3 +519,30 @@ async fn records_replaced_or_deleted_by_hand_stay_in_the_history() {
     );
     assert_eq!(history(&db, 2).await, [("added".to_string(), raw((2, 1)))]);
 }
+
+#[tokio::test]
+async fn a_trigger_on_the_change_log_fires_for_each_row_of_a_first_load_that_swaps_devices_in() {
+    let (_dir, db) = open().await;
+    exec(
+        &db,
+        "CREATE TABLE audit (device_id INTEGER, change TEXT); \
+         CREATE TRIGGER log_audit AFTER INSERT ON device_change_log \
+         BEGIN INSERT INTO audit VALUES (NEW.device_id, NEW.change); END",
+    )
+    .await;
+    let before = schema(&db).await;
+    let (_, stage) = staged(&db, &[&[(1, 1), (2, 1)]]).await;
+    let loading = schema(&db).await;
+
+    let outcome = stage.apply(2, NO_GUARD).await.unwrap();
+
+    assert!(matches!(outcome, ApplyOutcome::Applied(c) if c.added == 2));
+    assert_ne!(loading, before, "the pull loaded into a table of its own");
+    assert_eq!(schema(&db).await, before);
+    let audit: Vec<(i64, String)> =
+        sqlx::query_as("SELECT device_id, change FROM audit ORDER BY device_id")
+            .fetch_all(&db.pool)
+            .await
+            .unwrap();
+    assert_eq!(audit, [1, 2].map(|id| (id, "added".to_string())));
+}

@@ -210,7 +210,7 @@ pub async fn prune(db: &Db, before: &str) -> Result<u64, StoreError> {
         sqlx::query(
             "DELETE FROM sync_runs WHERE finished_at < ? AND status != ? \
          AND id NOT IN (SELECT max(id) FROM sync_runs GROUP BY job) \
-         AND NOT EXISTS (SELECT 1 FROM device_changes c WHERE c.run_id = sync_runs.id)",
+         AND NOT EXISTS (SELECT 1 FROM device_change_log c WHERE c.run_id = sync_runs.id)",
         )
         .bind(before)
         .bind(RunStatus::Running.as_str()),

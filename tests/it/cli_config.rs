@@ -150,11 +150,12 @@ async fn migrate_creates_the_four_tables_and_sqlite_users_can_enqueue() {
     let out = env.run(&["migrate"]).await;
     assert!(out.status.success(), "{:?}", text(&out));
     let db = env.db().await;
-    let tables: Vec<String> =
-        sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
-            .fetch_all(&db.pool)
-            .await
-            .unwrap();
+    let tables: Vec<String> = sqlx::query_scalar(
+        "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') ORDER BY name",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
     for t in ["building_queue", "device_changes", "devices", "sync_runs"] {
         assert!(tables.contains(&t.to_string()), "{tables:?}");
     }

@@ -6,6 +6,7 @@
 //!   backups, the ops assets.
 
 mod backup;
+mod change_log;
 mod cli_config;
 mod cli_usage;
 mod client;

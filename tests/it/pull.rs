@@ -650,7 +650,7 @@ async fn change_rows_and_runs_older_than_their_retention_are_pruned() {
     .execute(&db.pool)
     .await
     .unwrap();
-    sqlx::query("INSERT INTO device_changes (run_id, device_id, change, at, raw) VALUES (900, 1, 'added', '2000-01-01T00:01:00.000Z', '{}')")
+    sqlx::query("INSERT INTO device_change_log (run_id, device_id, change, at, raw) VALUES (900, 1, 'added', '2000-01-01T00:01:00.000Z', '{}')")
         .execute(&db.pool)
         .await
         .unwrap();
@@ -756,7 +756,8 @@ async fn unchanged_pages_are_not_parsed_again_and_never_hide_a_change() {
 }
 
 /// Each column of `devices` and `device_changes`: name, type, NOT NULL and primary-key position.
-/// The columns of `devices` and `device_changes`, then their indexes with table and columns.
+/// The columns of `devices` and `device_changes`, then the indexes of `devices` and of the change
+/// log's table with table and columns.
 async fn table_definitions(db: &d42sync::store::Db) -> Vec<String> {
     let mut definitions = Vec::new();
     for table in ["devices", "device_changes"] {
@@ -774,7 +775,7 @@ async fn table_definitions(db: &d42sync::store::Db) -> Vec<String> {
         "SELECT m.name || ' ON ' || m.tbl_name || ' (' || \
          (SELECT group_concat(i.name, ', ') FROM pragma_index_info(m.name) i) || ')' \
          FROM sqlite_schema m WHERE m.type = 'index' AND m.sql IS NOT NULL \
-         AND m.tbl_name IN ('devices', 'device_changes') ORDER BY m.name",
+         AND m.tbl_name IN ('devices', 'device_change_log') ORDER BY m.name",
     )
     .fetch_all(&db.pool)
     .await
@@ -896,7 +897,7 @@ async fn sigkill_during_a_first_load_leaves_no_devices_or_all_of_them() {
     let mut rng = rand::rngs::StdRng::seed_from_u64(2026_1128);
     let (mut saw_empty, mut saw_full) = (0, 0);
     for i in 0..15 {
-        exec(&env, "DELETE FROM devices; DELETE FROM device_changes").await;
+        exec(&env, "DELETE FROM devices; DELETE FROM device_change_log").await;
         let delay = window.mul_f64(rng.random_range(0.0..1.0));
         kill_pull_after(&env, delay).await;
 
@@ -1009,7 +1010,7 @@ async fn a_long_reader_does_not_stall_a_first_load() {
     let started = std::time::Instant::now();
     assert_eq!(pull(&env).await, Ok("ok"));
     let alone = started.elapsed();
-    exec(&env, "DELETE FROM devices; DELETE FROM device_changes").await;
+    exec(&env, "DELETE FROM devices; DELETE FROM device_change_log").await;
     let reader = long_reader(&env).await;
     let started = std::time::Instant::now();
     assert_eq!(pull(&env).await, Ok("ok"));

@@ -2,9 +2,13 @@
 //!
 //! Records wait in the TEMP table `pull_stage`, which lives outside the main database file,
 //! never takes its write lock and vanishes with a crash. Only records whose hash differs from the
-//! stored one carry their JSON; the apply logs each difference in `device_changes`, counts them,
-//! asks the mass-deletion guard, and then updates, inserts and deletes what differs. Pages that
-//! come back byte for byte as the last pull saw them are not parsed at all ([`pages`]).
+//! stored one carry their JSON; the apply counts the removals, asks the mass-deletion guard, and
+//! then deletes, updates and inserts what differs, logging each difference in the change log.
+//! Pages that come back byte for byte as the last pull saw them are not parsed at all ([`pages`]).
+//!
+//! The change log stores each record once: an `added` or `changed` row is written without the
+//! record, which `devices` holds, and the triggers on `devices` copy it into the row before the
+//! record is replaced or the device deleted; so the rows are logged after `devices` is updated.
 
 use super::rows::{
     ApplyOutcome, Change, DeleteGuard, STAGE_CHUNK, StageRow, TYPED, insert_new, push_typed,
@@ -89,12 +93,12 @@ impl Compare {
             });
         }
         let removed = remove(tx, run_id, at).await?;
-        log_staged(tx, run_id, at).await?;
         let changed = if stored == 0 {
             0
         } else {
             update(tx, at).await?
         };
+        log_staged(tx, run_id, at).await?;
         let added = add(tx, at).await?;
         pages::save(tx).await?;
         Ok(ApplyOutcome::Applied(RunCounts {
@@ -194,10 +198,10 @@ async fn count_removals(tx: &mut SqliteConnection) -> Result<(i64, i64), StoreEr
     Ok((stored, removing))
 }
 
-/// Logs and deletes the devices the stage lacks; how many.
+/// Logs (with the last known record) and deletes the devices the stage lacks; how many.
 async fn remove(tx: &mut SqliteConnection, run_id: i64, at: &str) -> Result<i64, StoreError> {
     let removed = sqlx::query(
-        "INSERT INTO device_changes (run_id, device_id, change, at, raw) \
+        "INSERT INTO device_change_log (run_id, device_id, change, at, raw) \
          SELECT ?, d.device_id, ?, ?, d.raw FROM devices d \
          WHERE NOT EXISTS (SELECT 1 FROM temp.pull_stage s WHERE s.device_id = d.device_id)",
     )
@@ -215,11 +219,12 @@ async fn remove(tx: &mut SqliteConnection, run_id: i64, at: &str) -> Result<i64,
     Ok(removed)
 }
 
-/// Logs each staged record as `added` or `changed`, before they are written.
+/// Logs each staged record as `added` or `changed`, without the record (it is the current
+/// one): after the changed records are written ([`update`]), before the new ones are ([`add`]).
 async fn log_staged(tx: &mut SqliteConnection, run_id: i64, at: &str) -> Result<(), StoreError> {
     sqlx::query(
-        "INSERT INTO device_changes (run_id, device_id, change, at, raw) \
-         SELECT ?, s.device_id, CASE WHEN d.device_id IS NULL THEN ? ELSE ? END, ?, s.raw \
+        "INSERT INTO device_change_log (run_id, device_id, change, at) \
+         SELECT ?, s.device_id, CASE WHEN d.device_id IS NULL THEN ? ELSE ? END, ? \
          FROM temp.pull_stage s LEFT JOIN devices d ON d.device_id = s.device_id \
          WHERE s.raw IS NOT NULL ORDER BY s.device_id",
     )

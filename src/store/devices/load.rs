@@ -1,9 +1,9 @@
-//! Load mode, a first pull's staging: records go straight into `pull_load_devices` (and their
-//! `added` rows into `pull_load_changes` when `device_changes` is empty too), committed page by
-//! page, and the apply swaps those tables in by rename ([`super::swap`]).
+//! Load mode, a first pull's staging: records go straight into `pull_load_devices`, committed
+//! page by page, and the apply swaps that table in by rename ([`super::swap`]) and logs each
+//! device `added` (rows without a copy of the record, which `devices` holds).
 //!
-//! Until the apply nothing reads the load tables; a crash leaves them behind and the next pull
-//! drops them and moves the indexes back ([`drop_tables`]).
+//! Until the apply nothing reads the load table; a crash leaves it behind and the next pull drops
+//! it and moves the indexes back ([`drop_tables`]).
 
 use super::checkpoint::Checkpointer;
 use super::rows::{ApplyOutcome, Change, STAGE_CHUNK, StageRow, TYPED, insert_new, push_typed};
@@ -15,29 +15,34 @@ use crate::store::runs::RunCounts;
 use crate::store::{StoreError, begin_immediate, pages};
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
-/// The load-mode tables and the tables they replace.
+/// The load-mode table and the table it replaces.
 const LOAD_DEVICES: (&str, &str) = ("devices", "pull_load_devices");
-const LOAD_CHANGES: (&str, &str) = ("device_changes", "pull_load_changes");
 
-/// Columns a load writes in ascending order (`device_id`) or with one value (the run and its
-/// time), by table: an index that starts with one of them grows by appending during the load.
+/// Columns a load writes in ascending order (`device_id`) or with one value (the run's time): an
+/// index that starts with one of them grows by appending during the load.
 const DEVICES_IN_ORDER: &[&str] = &["device_id", "first_seen", "last_changed"];
-const CHANGES_IN_ORDER: &[&str] = &["run_id", "device_id", "change", "at"];
 
-/// A first pull's tables.
+/// The triggers on `devices` that keep the change log's records (see the migration
+/// `device_change_log`): a load recreates them with the table; any other trigger on `devices`
+/// keeps a first pull on the compare path, where it fires.
+const OWN_TRIGGERS: (&str, &str) = (
+    "devices_keep_replaced_record",
+    "devices_keep_removed_record",
+);
+
+/// A first pull's table.
 pub(super) struct Load {
     /// Copies the WAL into the database file beside the staging, see [`Checkpointer`].
     checkpointer: Checkpointer,
-    /// `CREATE TABLE` of `pull_load_devices`, and what becomes of the indexes of `devices`.
+    /// `CREATE TABLE` of `pull_load_devices`, and what becomes of the indexes and triggers of
+    /// `devices`.
     devices: Definition,
-    /// The same for `pull_load_changes`, when `device_changes` was empty and is replaced too;
-    /// otherwise the `added` rows are copied from the new `devices` on apply.
-    changes: Option<Definition>,
 }
 
 impl Load {
-    /// The load-mode tables for this pull, when `devices` is empty and can be replaced by a
-    /// rename: no trigger hangs on it (a drop would lose it) and its definition reads as expected.
+    /// The load-mode table for this pull, when `devices` is empty and can be replaced by a
+    /// rename: no trigger but d42sync's own hangs on it (the load would not fire it) and its
+    /// definition reads as expected. Triggers on the change log fire as its rows are inserted.
     pub(super) async fn prepare(
         pool: &sqlx::SqlitePool,
         conn: &mut SqliteConnection,
@@ -45,18 +50,20 @@ impl Load {
         if !is_empty(conn, LOAD_DEVICES.0).await? {
             return Ok(None);
         }
-        let triggers =
-            "SELECT count(*) FROM sqlite_schema WHERE type = 'trigger' AND tbl_name IN (?, ?)";
-        if count_of(conn, triggers, (LOAD_DEVICES.0, LOAD_CHANGES.0)).await? > 0 {
+        let (others,): (i64,) = sqlx::query_as(
+            "SELECT count(*) FROM sqlite_schema WHERE type = 'trigger' AND tbl_name = ? \
+             AND name NOT IN (?, ?)",
+        )
+        .bind(LOAD_DEVICES.0)
+        .bind(OWN_TRIGGERS.0)
+        .bind(OWN_TRIGGERS.1)
+        .fetch_one(&mut *conn)
+        .await?;
+        if others > 0 {
             return Ok(None);
         }
         let Some(devices) = definition(conn, LOAD_DEVICES, DEVICES_IN_ORDER).await? else {
             return Ok(None);
-        };
-        let changes = if is_empty(conn, LOAD_CHANGES.0).await? {
-            definition(conn, LOAD_CHANGES, CHANGES_IN_ORDER).await?
-        } else {
-            None
         };
         let checkpointer = Checkpointer::start(pool).await?;
         // The staging connection leaves checkpoints to the checkpointer; `end` restores it.
@@ -68,30 +75,26 @@ impl Load {
         Ok(Some(Self {
             checkpointer,
             devices,
-            changes,
         }))
     }
 
-    /// Creates empty load tables, dropping those of an earlier attempt.
+    /// Creates an empty load table, dropping that of an earlier attempt.
     pub(super) async fn clear(&self, conn: &mut SqliteConnection) -> Result<(), StoreError> {
         drop_tables(conn).await?;
         let mut tx = begin_immediate(conn).await?;
         create_load_table(&mut tx, LOAD_DEVICES, &self.devices).await?;
-        if let Some(changes) = &self.changes {
-            create_load_table(&mut tx, LOAD_CHANGES, changes).await?;
-        }
         tx.commit().await?;
         Ok(())
     }
 
     /// Writes a page's records (all of them carry one: nothing is stored to compare with) in a
-    /// transaction of their own, as the load's commit number `commits`, with `run_id` and `at`
-    /// on every row. Returns how many ids were new to this pull.
+    /// transaction of their own, as the load's commit number `commits`, with `at` on every row.
+    /// Returns how many ids were new to this pull.
     pub(super) async fn stage(
         &mut self,
         conn: &mut SqliteConnection,
         rows: &[StageRow<'_>],
-        (run_id, at): (i64, &str),
+        at: &str,
         commits: u64,
     ) -> Result<u64, StoreError> {
         let records: Vec<(i64, i64, &str, &DeviceColumns)> = rows
@@ -116,19 +119,6 @@ impl Load {
                 push_typed(&mut b, columns);
             });
             inserted += insert_new(q, &mut tx).await?;
-            if self.changes.is_some() {
-                let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
-                    "INSERT INTO main.pull_load_changes (run_id, device_id, change, at, raw) ",
-                );
-                q.push_values(chunk, |mut b, (id, _, raw, _)| {
-                    b.push_bind(run_id)
-                        .push_bind(*id)
-                        .push_bind(Change::Added.as_str())
-                        .push_bind(at)
-                        .push_bind(*raw);
-                });
-                q.build().persistent(true).execute(&mut *tx).await?;
-            }
         }
         tx.commit().await?;
         self.checkpointer.after_commit(commits).await;
@@ -147,8 +137,9 @@ impl Load {
         .await;
     }
 
-    /// Swaps the load tables in within the apply transaction `tx`: the inventory becomes the
-    /// `items` devices loaded, each logged `added` by run `run_id` at `at`.
+    /// Swaps the load table in within the apply transaction `tx`: the inventory becomes the
+    /// `items` devices loaded, each logged `added` by run `run_id` at `at` (a row that reads its
+    /// record from `devices`).
     pub(super) async fn apply(
         &self,
         tx: &mut SqliteConnection,
@@ -164,22 +155,15 @@ impl Load {
             .fetch_one(&mut *tx)
             .await?;
         swap_in(tx, LOAD_DEVICES, &self.devices.rebuilt).await?;
-        match &self.changes {
-            Some(changes) if is_empty(tx, LOAD_CHANGES.0).await? => {
-                swap_in(tx, LOAD_CHANGES, &changes.rebuilt).await?;
-            }
-            _ => {
-                sqlx::query(
-                    "INSERT INTO device_changes (run_id, device_id, change, at, raw) \
-                     SELECT ?, device_id, ?, ?, raw FROM devices ORDER BY device_id",
-                )
-                .bind(run_id)
-                .bind(Change::Added.as_str())
-                .bind(at)
-                .execute(&mut *tx)
-                .await?;
-            }
-        }
+        sqlx::query(
+            "INSERT INTO device_change_log (run_id, device_id, change, at) \
+             SELECT ?, device_id, ?, ? FROM devices ORDER BY device_id",
+        )
+        .bind(run_id)
+        .bind(Change::Added.as_str())
+        .bind(at)
+        .execute(&mut *tx)
+        .await?;
         pages::save(tx).await?;
         Ok(ApplyOutcome::Applied(RunCounts {
             items,
@@ -187,20 +171,6 @@ impl Load {
             ..Default::default()
         }))
     }
-}
-
-/// The count `sql` gives for the two `names` it asks about.
-async fn count_of(
-    conn: &mut SqliteConnection,
-    sql: &str,
-    names: (&str, &str),
-) -> Result<i64, StoreError> {
-    let (count,): (i64,) = sqlx::query_as(sql)
-        .bind(names.0)
-        .bind(names.1)
-        .fetch_one(conn)
-        .await?;
-    Ok(count)
 }
 
 /// `table` has no row.
@@ -212,11 +182,16 @@ async fn is_empty(conn: &mut SqliteConnection, table: &str) -> Result<bool, Stor
     Ok(empty)
 }
 
-/// Drops the load-mode tables, if a pull left them, and gives their indexes back to the tables
-/// they were taken from.
+/// Drops the load-mode table, if a pull left it, and gives its indexes back to `devices`. (The
+/// `pull_load_changes` of older versions is dropped by the migration `device_change_log`.)
 pub(super) async fn drop_tables(conn: &mut SqliteConnection) -> Result<(), StoreError> {
-    let tables = "SELECT count(*) FROM main.sqlite_schema WHERE type = 'table' AND name IN (?, ?)";
-    if count_of(conn, tables, (LOAD_DEVICES.1, LOAD_CHANGES.1)).await? == 0 {
+    let (left,): (bool,) = sqlx::query_as(
+        "SELECT EXISTS (SELECT 1 FROM main.sqlite_schema WHERE type = 'table' AND name = ?)",
+    )
+    .bind(LOAD_DEVICES.1)
+    .fetch_one(&mut *conn)
+    .await?;
+    if !left {
         return Ok(());
     }
     let (was,): (bool,) = sqlx::query_as("PRAGMA legacy_alter_table")
@@ -228,23 +203,21 @@ pub(super) async fn drop_tables(conn: &mut SqliteConnection) -> Result<(), Store
     dropped
 }
 
-/// Drops the load tables in one write transaction, their indexes going back to the tables they
-/// came from.
+/// Drops the load table in one write transaction, its indexes going back to `devices`.
 async fn give_indexes_back(conn: &mut SqliteConnection) -> Result<(), StoreError> {
+    let (table, load) = LOAD_DEVICES;
     let mut tx = begin_immediate(conn).await?;
-    for pair in [LOAD_DEVICES, LOAD_CHANGES] {
-        // The load table's indexes, read before the drop: their statements name the load
-        // table, so they run while the table they came from bears its name.
-        let indexes: Vec<(String, String)> = indexes_of(&mut tx, pair.1)
-            .await?
-            .into_iter()
-            .map(|(name, sql, _)| (name, sql))
-            .collect();
-        sqlx::query(&format!("DROP TABLE IF EXISTS main.{}", pair.1))
-            .execute(&mut *tx)
-            .await?;
-        under_name(&mut tx, pair.0, pair.1, &indexes).await?;
-    }
+    // The load table's indexes, read before the drop: their statements name the load table, so
+    // they run while `devices` bears its name.
+    let indexes: Vec<(String, String)> = indexes_of(&mut tx, load)
+        .await?
+        .into_iter()
+        .map(|(name, sql, _)| (name, sql))
+        .collect();
+    sqlx::query(&format!("DROP TABLE IF EXISTS main.{load}"))
+        .execute(&mut *tx)
+        .await?;
+    under_name(&mut tx, table, load, &indexes).await?;
     tx.commit().await?;
     Ok(())
 }

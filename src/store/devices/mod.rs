@@ -1,4 +1,5 @@
-//! `devices` and `device_changes`: the staging of a pull and its swap into the inventory.
+//! `devices` and the change log (`device_change_log`, read as the view `device_changes`): the
+//! staging of a pull and its swap into the inventory.
 //!
 //! A pull stages what it receives on one dedicated connection ([`PullStage`], this module: all
 //! that the pull job calls) and only a complete pull is applied, in one `BEGIN IMMEDIATE`
@@ -12,6 +13,10 @@
 //!   database committed page by page, with the WAL copied alongside (`checkpoint`); the apply
 //!   swaps them in by rename (`swap`), so each record is written once instead of being staged
 //!   and then copied in one huge transaction.
+//!
+//! Either way each record is stored once: a change row holds no copy of the record while it is
+//! the device's current one, and gets one (from the triggers on `devices` the migration
+//! `device_change_log` creates) before the record is replaced or the device removed.
 //!
 //! `rows` holds what the rooms share: the staged row, the change kinds, the apply's outcome.
 
@@ -191,8 +196,7 @@ impl PullStage {
             Target::Compare(_) => compare::stage(&mut self.conn, rows).await,
             Target::Load(load) => {
                 let commits = self.tally.pages.parsed;
-                let run = (self.run_id, self.at.as_str());
-                load.stage(&mut self.conn, rows, run, commits).await
+                load.stage(&mut self.conn, rows, &self.at, commits).await
             }
         }
     }
@@ -240,7 +244,7 @@ impl PullStage {
     }
 
     /// Swaps the staged snapshot into `devices` in one write transaction, logging each change
-    /// in `device_changes` and finishing the run in the same transaction.
+    /// in the change log and finishing the run in the same transaction.
     pub async fn apply(
         mut self,
         items: i64,
@@ -321,6 +325,6 @@ pub async fn count(db: &Db) -> Result<i64, StoreError> {
 
 /// Deletes change rows recorded before `before`.
 pub async fn prune_changes(db: &Db, before: &str) -> Result<u64, StoreError> {
-    db.execute_write(sqlx::query("DELETE FROM device_changes WHERE at < ?").bind(before))
+    db.execute_write(sqlx::query("DELETE FROM device_change_log WHERE at < ?").bind(before))
         .await
 }

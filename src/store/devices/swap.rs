@@ -4,7 +4,8 @@
 //! The indexes a load fills in key order move from the empty tables to the load tables when
 //! these are created, names and definitions unchanged, so they grow by appending instead of
 //! costing a scan of the whole inventory each in the apply; the others (`name`, a report's own)
-//! are built in the apply, where a sort beats random inserts.
+//! are built in the apply, where a sort beats random inserts. The table's triggers go with the
+//! dropped table and are created again on the one swapped in.
 //!
 //! Everything here is DDL on table pairs `(table, load)` named by the caller; what the tables
 //! hold is the load's business ([`super::load`]).
@@ -12,19 +13,20 @@
 use crate::store::StoreError;
 use sqlx::SqliteConnection;
 
-/// A load table's `CREATE TABLE` and what becomes of the indexes of the table it replaces.
+/// A load table's `CREATE TABLE` and what becomes of the indexes and triggers of the table it
+/// replaces.
 pub(super) struct Definition {
     /// `table`'s own definition under the load table's name.
     create: String,
     /// The indexes the load fills in key order, moved to the load table: (name, `CREATE INDEX`).
     moved: Vec<(String, String)>,
-    /// The others' `CREATE INDEX`, run after the swap.
+    /// The other indexes' `CREATE INDEX`, then the triggers' `CREATE TRIGGER`, run after the swap.
     pub(super) rebuilt: Vec<String>,
 }
 
 /// How `table` is redefined as `load`; `None` if its definition does not start as expected.
 /// The indexes that start with a column of `in_order` (which the load writes in key order) move
-/// to the load table; the others are rebuilt after the swap.
+/// to the load table; the others, and the triggers, are created again after the swap.
 pub(super) async fn definition(
     conn: &mut SqliteConnection,
     (table, load): (&str, &str),
@@ -45,6 +47,13 @@ pub(super) async fn definition(
             _ => rebuilt.push(sql),
         }
     }
+    let triggers: Vec<(String,)> = sqlx::query_as(
+        "SELECT sql FROM main.sqlite_schema WHERE type = 'trigger' AND tbl_name = ? ORDER BY name",
+    )
+    .bind(table)
+    .fetch_all(&mut *conn)
+    .await?;
+    rebuilt.extend(triggers.into_iter().map(|(sql,)| sql));
     Ok(Some(Definition {
         create,
         moved,
@@ -153,7 +162,8 @@ fn renamed(sql: &str, table: &str, to: &str) -> Option<String> {
         .then(|| format!("{CREATE}{to}{rest}"))
 }
 
-/// Replaces `table` by `load`, which carries the moved indexes, and builds the `rebuilt` ones.
+/// Replaces `table` by `load`, which carries the moved indexes, and builds the `rebuilt` indexes
+/// and triggers.
 pub(super) async fn swap_in(
     tx: &mut SqliteConnection,
     (table, load): (&str, &str),

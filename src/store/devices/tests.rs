@@ -395,3 +395,154 @@ async fn the_checkpointer_copies_committed_pages_into_the_database_file() {
     );
     checkpointer.stop();
 }
+
+/// Device `device_id`'s rows as reports read them (`device_changes`): change and record.
+async fn history(db: &Db, device_id: i64) -> Vec<(String, String)> {
+    sqlx::query_as("SELECT change, raw FROM device_changes WHERE device_id = ? ORDER BY at, id")
+        .bind(device_id)
+        .fetch_all(&db.pool)
+        .await
+        .unwrap()
+}
+
+/// Copies of records the change log holds (rows with their own `raw`).
+async fn copies(db: &Db) -> i64 {
+    count(db, "device_change_log WHERE raw IS NOT NULL").await
+}
+
+/// Every row of the change log table as stored, and every device as stored.
+async fn log_and_devices(db: &Db) -> (Vec<String>, Vec<(i64, String)>) {
+    let log = sqlx::query_scalar(
+        "SELECT concat_ws('|', id, run_id, device_id, change, at, raw) \
+         FROM device_change_log ORDER BY id",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
+    (log, devices(db).await)
+}
+
+#[tokio::test]
+async fn a_device_added_changed_twice_and_removed_reads_back_each_record_from_the_copies_needed() {
+    let (_dir, db) = open().await;
+    let mut held = Vec::new();
+
+    for version in 1..=3 {
+        pull(&db, &[&[(1, version), (2, 1)]], NO_GUARD).await;
+        held.push(copies(&db).await);
+    }
+    pull(&db, &[&[(2, 1)]], NO_GUARD).await;
+    held.push(copies(&db).await);
+
+    let record = |version| raw((1, version));
+    assert_eq!(
+        history(&db, 1).await,
+        [
+            ("added".to_string(), record(1)),
+            ("changed".to_string(), record(2)),
+            ("changed".to_string(), record(3)),
+            ("removed".to_string(), record(3)),
+        ]
+    );
+    assert_eq!(history(&db, 2).await, [("added".to_string(), raw((2, 1)))]);
+    // A copy only of the records replaced, and the removed row's last known record.
+    assert_eq!(held, [0, 1, 2, 4]);
+}
+
+#[tokio::test]
+async fn a_first_load_stores_each_record_once() {
+    let (_dir, db) = open().await;
+
+    let (run_id, _) = pull(&db, &[&[(1, 1), (2, 1)], &[(3, 1)]], NO_GUARD).await;
+
+    let logged: i64 = sqlx::query_scalar(
+        "SELECT coalesce(sum(length(raw)), 0) + count(raw) FROM device_change_log",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(logged, 0, "no change row holds a copy");
+    let want: Vec<(i64, String, String)> = [(1, 1), (2, 1), (3, 1)]
+        .map(|d| (d.0, "added".to_string(), raw(d)))
+        .into();
+    assert_eq!(changes(&db, run_id).await, want);
+}
+
+#[tokio::test]
+async fn a_held_or_failed_pull_changes_no_row_of_the_log_or_the_inventory() {
+    let (_dir, db) = open().await;
+    pull(&db, &[&[(1, 1), (2, 1), (3, 1)]], NO_GUARD).await;
+    pull(&db, &[&[(1, 2), (2, 1), (3, 1)]], NO_GUARD).await;
+    let before = log_and_devices(&db).await;
+    let guard = DeleteGuard {
+        max_delete_fraction: 0.5,
+        allow_mass_delete: false,
+    };
+
+    let (_, held) = pull(&db, &[&[(1, 3)]], guard).await;
+    let after_held = log_and_devices(&db).await;
+    // A report's trigger refuses new devices: the apply fails after devices 1 and 3 were
+    // replaced (and their records copied into the log), so all of it is rolled back.
+    exec(
+        &db,
+        "CREATE TRIGGER refuse BEFORE INSERT ON device_change_log WHEN NEW.change = 'added' \
+         BEGIN SELECT RAISE(ABORT, 'refused'); END",
+    )
+    .await;
+    let (_, stage) = staged(&db, &[&[(1, 3), (2, 1), (3, 2), (4, 1)]]).await;
+    let failed = stage.apply(4, NO_GUARD).await;
+
+    assert!(matches!(held, ApplyOutcome::Held { .. }), "{held:?}");
+    assert_eq!(after_held, before);
+    assert!(failed.is_err(), "{failed:?}");
+    assert_eq!(log_and_devices(&db).await, before);
+}
+
+#[tokio::test]
+async fn records_replaced_or_deleted_by_hand_stay_in_the_history() {
+    let (_dir, db) = open().await;
+    pull(&db, &[&[(1, 1), (2, 1)]], NO_GUARD).await;
+    pull(&db, &[&[(1, 2), (2, 1)]], NO_GUARD).await;
+
+    exec(
+        &db,
+        "UPDATE devices SET raw = '{}' WHERE device_id = 2; DELETE FROM devices WHERE device_id = 1",
+    )
+    .await;
+
+    assert_eq!(
+        history(&db, 1).await,
+        [
+            ("added".to_string(), raw((1, 1))),
+            ("changed".to_string(), raw((1, 2))),
+        ]
+    );
+    assert_eq!(history(&db, 2).await, [("added".to_string(), raw((2, 1)))]);
+}
+
+#[tokio::test]
+async fn a_trigger_on_the_change_log_fires_for_each_row_of_a_first_load_that_swaps_devices_in() {
+    let (_dir, db) = open().await;
+    exec(
+        &db,
+        "CREATE TABLE audit (device_id INTEGER, change TEXT); \
+         CREATE TRIGGER log_audit AFTER INSERT ON device_change_log \
+         BEGIN INSERT INTO audit VALUES (NEW.device_id, NEW.change); END",
+    )
+    .await;
+    let before = schema(&db).await;
+    let (_, stage) = staged(&db, &[&[(1, 1), (2, 1)]]).await;
+    let loading = schema(&db).await;
+
+    let outcome = stage.apply(2, NO_GUARD).await.unwrap();
+
+    assert!(matches!(outcome, ApplyOutcome::Applied(c) if c.added == 2));
+    assert_ne!(loading, before, "the pull loaded into a table of its own");
+    assert_eq!(schema(&db).await, before);
+    let audit: Vec<(i64, String)> =
+        sqlx::query_as("SELECT device_id, change FROM audit ORDER BY device_id")
+            .fetch_all(&db.pool)
+            .await
+            .unwrap();
+    assert_eq!(audit, [1, 2].map(|id| (id, "added".to_string())));
+}

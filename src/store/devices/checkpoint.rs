@@ -5,6 +5,7 @@ use crate::store::StoreError;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
 use tokio::sync::{Notify, watch};
+use tokio_util::sync::CancellationToken;
 use tokio_util::task::AbortOnDropHandle;
 
 /// Runs `PASSIVE` checkpoints on a connection of its own while a load commits page after page.
@@ -25,8 +26,11 @@ pub(super) struct Checkpointer {
     started: Arc<AtomicU64>,
     /// The number of the latest checkpoint that finished.
     finished: watch::Receiver<u64>,
-    /// The task that runs them, on a connection of its own.
-    task: AbortOnDropHandle<()>,
+    /// Tells the task to close its connection and end.
+    ended: CancellationToken,
+    /// The task that runs them, on a connection of its own (aborted if dropped unstopped);
+    /// `None` once stopped.
+    task: Option<AbortOnDropHandle<()>>,
 }
 
 impl Checkpointer {
@@ -45,9 +49,14 @@ impl Checkpointer {
         let started = Arc::new(AtomicU64::new(0));
         let (done, finished) = watch::channel(0);
         let (woken, numbering) = (Arc::clone(&wake), Arc::clone(&started));
+        let ended = CancellationToken::new();
+        let ending = ended.clone();
         let task = tokio::spawn(async move {
             loop {
-                woken.notified().await;
+                tokio::select! {
+                    () = woken.notified() => {}
+                    () = ending.cancelled() => break,
+                }
                 let number = numbering.fetch_add(1, SeqCst) + 1;
                 // (busy, frames in the WAL, frames copied)
                 let result: Result<(i64, i64, i64), _> =
@@ -60,12 +69,16 @@ impl Checkpointer {
                 }
                 done.send_replace(number);
             }
+            // Closed here and now, not by a task spawned on drop: a close racing the pool's
+            // last one can leave both thinking another connection is open, and the WAL behind.
+            let _ = conn.close().await;
         });
         Ok(Self {
             wake,
             started,
             finished,
-            task: AbortOnDropHandle::new(task),
+            ended,
+            task: Some(AbortOnDropHandle::new(task)),
         })
     }
 
@@ -83,8 +96,11 @@ impl Checkpointer {
         }
     }
 
-    /// Ends the task, mid-checkpoint if need be.
-    pub(super) fn stop(&self) {
-        self.task.abort();
+    /// Ends the task once a checkpoint under way is done, and its connection closed.
+    pub(super) async fn stop(&mut self) {
+        self.ended.cancel();
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
     }
 }

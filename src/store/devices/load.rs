@@ -127,8 +127,8 @@ impl Load {
 
     /// Stops the checkpointer and gives checkpoints back to the connection, for the apply's own
     /// commit.
-    pub(super) async fn end(&self, conn: &mut SqliteConnection) {
-        self.checkpointer.stop();
+    pub(super) async fn end(&mut self, conn: &mut SqliteConnection) {
+        self.checkpointer.stop().await;
         let _ = sqlx::query(&format!(
             "PRAGMA wal_autocheckpoint = {}",
             crate::store::WAL_AUTOCHECKPOINT

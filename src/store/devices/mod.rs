@@ -305,12 +305,15 @@ impl PullStage {
         let _ = pages::drop_seen(&mut self.conn).await;
         if matches!(self.target, Target::Load(_)) {
             let _ = load::drop_tables(&mut self.conn).await;
+            // A load's connection is not handed back (its settings changed): closed here and
+            // now, not by a task racing the pool's last close (see `checkpoint`).
+            let _ = self.conn.close().await;
         }
     }
 
     /// Ends a load's checkpointing, for the apply's own commit.
     async fn end_load(&mut self) {
-        if let Target::Load(load) = &self.target {
+        if let Target::Load(load) = &mut self.target {
             load.end(&mut self.conn).await;
         }
     }

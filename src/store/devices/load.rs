@@ -6,6 +6,7 @@
 //! drops them and moves the indexes back ([`drop_tables`]).
 
 use super::checkpoint::Checkpointer;
+use super::children::{self, LoadTables, Staging};
 use super::rows::{ApplyOutcome, Change, STAGE_CHUNK, StageRow, TYPED, insert_new, push_typed};
 use super::swap::{
     Definition, create_load_table, definition, indexes_of, legacy_renames, swap_in, under_name,
@@ -33,6 +34,8 @@ pub(super) struct Load {
     /// The same for `pull_load_changes`, when `device_changes` was empty and is replaced too;
     /// otherwise the `added` rows are copied from the new `devices` on apply.
     changes: Option<Definition>,
+    /// The child tables' load tables, swapped in with `pull_load_devices`.
+    children: LoadTables,
 }
 
 impl Load {
@@ -53,6 +56,9 @@ impl Load {
         let Some(devices) = definition(conn, LOAD_DEVICES, DEVICES_IN_ORDER).await? else {
             return Ok(None);
         };
+        let Some(children) = LoadTables::prepare(conn).await? else {
+            return Ok(None);
+        };
         let changes = if is_empty(conn, LOAD_CHANGES.0).await? {
             definition(conn, LOAD_CHANGES, CHANGES_IN_ORDER).await?
         } else {
@@ -69,6 +75,7 @@ impl Load {
             checkpointer,
             devices,
             changes,
+            children,
         }))
     }
 
@@ -80,6 +87,7 @@ impl Load {
         if let Some(changes) = &self.changes {
             create_load_table(&mut tx, LOAD_CHANGES, changes).await?;
         }
+        self.children.create(&mut tx).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -130,6 +138,7 @@ impl Load {
                 q.build().persistent(true).execute(&mut *tx).await?;
             }
         }
+        children::stage(&mut tx, Staging::Load, rows).await?;
         tx.commit().await?;
         self.checkpointer.after_commit(commits).await;
         Ok(inserted)
@@ -164,6 +173,7 @@ impl Load {
             .fetch_one(&mut *tx)
             .await?;
         swap_in(tx, LOAD_DEVICES, &self.devices.rebuilt).await?;
+        self.children.swap_in(tx).await?;
         match &self.changes {
             Some(changes) if is_empty(tx, LOAD_CHANGES.0).await? => {
                 swap_in(tx, LOAD_CHANGES, &changes.rebuilt).await?;
@@ -215,6 +225,7 @@ async fn is_empty(conn: &mut SqliteConnection, table: &str) -> Result<bool, Stor
 /// Drops the load-mode tables, if a pull left them, and gives their indexes back to the tables
 /// they were taken from.
 pub(super) async fn drop_tables(conn: &mut SqliteConnection) -> Result<(), StoreError> {
+    children::drop_load_tables(conn).await?;
     let tables = "SELECT count(*) FROM main.sqlite_schema WHERE type = 'table' AND name IN (?, ?)";
     if count_of(conn, tables, (LOAD_DEVICES.1, LOAD_CHANGES.1)).await? == 0 {
         return Ok(());

@@ -13,9 +13,11 @@
 //!   swaps them in by rename (`swap`), so each record is written once instead of being staged
 //!   and then copied in one huge transaction.
 //!
-//! `rows` holds what the rooms share: the staged row, the change kinds, the apply's outcome.
+//! `rows` holds what the rooms share: the staged row, the change kinds, the apply's outcome;
+//! `children` the child tables (`device_ips`, ...), staged and applied with the records.
 
 mod checkpoint;
+mod children;
 mod compare;
 mod load;
 mod rows;

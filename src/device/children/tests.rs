@@ -8,6 +8,11 @@ fn children_of(record: Value) -> DeviceChildren {
     of_record(&record.to_string())
 }
 
+/// `(seq, text)` of string rows.
+fn texts<'a>(rows: impl Iterator<Item = Text<'a>>) -> Vec<(i64, &'a str)> {
+    rows.map(|t| (t.seq, t.text)).collect()
+}
+
 #[test]
 fn a_v1_record_gives_one_row_per_entry_with_its_position() {
     let children = children_of(json!({
@@ -21,43 +26,42 @@ fn a_v1_record_gives_one_row_per_entry_with_its_position() {
     }));
 
     assert_eq!(
-        children.ips,
-        vec![
-            IpRow {
+        children.ips().collect::<Vec<_>>(),
+        [
+            Ip {
                 seq: 0,
-                ip: Some("10.1.2.3".into()),
-                label: Some("eth0".into()),
-                subnet: Some("10.1.2.0/24".into()),
-                mac: Some("00:11".into()),
+                ip: Some("10.1.2.3"),
+                label: Some("eth0"),
+                subnet: Some("10.1.2.0/24"),
+                mac: Some("00:11"),
                 kind: Some(1),
             },
-            IpRow {
+            Ip {
                 seq: 1,
-                ip: Some("10.1.2.3".into()),
-                label: Some(String::new()),
-                subnet: Some("10.1.2.0/24".into()),
+                ip: Some("10.1.2.3"),
+                label: Some(""),
+                subnet: Some("10.1.2.0/24"),
                 mac: None,
                 kind: None,
             },
         ]
     );
     assert_eq!(
-        children.macs,
-        vec![MacRow {
+        children.macs().collect::<Vec<_>>(),
+        [Mac {
             seq: 0,
-            mac: Some("00:11".into()),
+            mac: Some("00:11"),
             port: None,
-            port_name: Some("eth0".into()),
-            vlan: Some("101".into()),
+            port_name: Some("eth0"),
+            vlan: Some("101"),
         }]
     );
-    let tags: Vec<(i64, &str)> = children
-        .tags
-        .iter()
-        .map(|t| (t.seq, t.text.as_str()))
-        .collect();
-    assert_eq!(tags, [(0, "pci"), (1, "pci")], "repeated entries are kept");
-    assert_eq!(children.aliases.len(), 1);
+    assert_eq!(
+        texts(children.tags()),
+        [(0, "pci"), (1, "pci")],
+        "repeated entries are kept"
+    );
+    assert_eq!(texts(children.aliases()), [(0, "a.example.com")]);
 }
 
 #[test]
@@ -73,16 +77,8 @@ fn custom_field_keys_empty_and_numeric_and_null_values_survive() {
     }));
 
     let rows: Vec<(i64, &str, Option<&str>, Option<&str>)> = children
-        .custom_fields
-        .iter()
-        .map(|f| {
-            (
-                f.seq,
-                f.key.as_str(),
-                f.value.as_deref(),
-                f.notes.as_deref(),
-            )
-        })
+        .custom_fields()
+        .map(|f| (f.seq, f.key, f.value, f.notes))
         .collect();
     assert_eq!(
         rows,
@@ -105,16 +101,11 @@ fn lists_of_the_wrong_shape_give_no_rows_and_odd_entries_are_skipped() {
         "aliases": [null, ["x"], {"a": 1}, "b", 7]
     }));
 
-    assert!(children.ips.is_empty());
-    assert!(children.macs.is_empty());
-    assert!(children.tags.is_empty());
-    assert!(children.custom_fields.is_empty());
-    let aliases: Vec<(i64, &str)> = children
-        .aliases
-        .iter()
-        .map(|a| (a.seq, a.text.as_str()))
-        .collect();
-    assert_eq!(aliases, [(3, "b"), (4, "7")]);
+    assert_eq!(children.ips().len(), 0);
+    assert_eq!(children.macs().len(), 0);
+    assert_eq!(children.tags().len(), 0);
+    assert_eq!(children.custom_fields().len(), 0);
+    assert_eq!(texts(children.aliases()), [(3, "b"), (4, "7")]);
 }
 
 #[test]
@@ -123,6 +114,35 @@ fn an_ip_type_is_kept_only_as_an_integer() {
         "ip_addresses": [{"type": "2"}, {"type": 1.5}, 5, {"type": 3}]
     }));
 
-    let kinds: Vec<(i64, Option<i64>)> = children.ips.iter().map(|i| (i.seq, i.kind)).collect();
+    let kinds: Vec<(i64, Option<i64>)> = children.ips().map(|i| (i.seq, i.kind)).collect();
     assert_eq!(kinds, [(0, None), (1, None), (3, Some(3))]);
+}
+
+#[test]
+fn rows_pushed_read_back_as_they_were_given() {
+    let mut children = DeviceChildren::default();
+    let field = CustomField {
+        seq: 3,
+        key: "",
+        value: None,
+        notes: Some(""),
+    };
+    let ip = Ip {
+        seq: 1,
+        ip: Some("10.0.0.1"),
+        kind: Some(2),
+        ..Ip::default()
+    };
+
+    children.push_custom_field(field);
+    children.push_ip(ip);
+    children.push_tag(Text {
+        seq: 0,
+        text: "pci",
+    });
+
+    assert_eq!(children.custom_fields().collect::<Vec<_>>(), [field]);
+    assert_eq!(children.ips().collect::<Vec<_>>(), [ip]);
+    assert_eq!(texts(children.tags()), [(0, "pci")]);
+    assert_eq!(children.aliases().len(), 0);
 }

@@ -11,7 +11,7 @@
 
 use super::rows::StageRow;
 use super::swap::{Definition, create_load_table, definition, swap_in};
-use crate::device::children::{CustomFieldRow, DeviceChildren, IpRow, MacRow, TextRow};
+use crate::device::children::{CustomField, DeviceChildren, Ip, Mac, Text};
 use crate::store::{StoreError, begin_immediate};
 use sqlx::query_builder::Separated;
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
@@ -101,29 +101,39 @@ pub(super) async fn stage(
         })
         .collect();
     let into = |table| (staging.of(table), table.columns);
-    insert(tx, into(&IPS), &records, |c| &c.ips, bind_ip).await?;
-    insert(tx, into(&MACS), &records, |c| &c.macs, bind_mac).await?;
-    insert(tx, into(&TAGS), &records, |c| &c.tags, bind_text).await?;
-    let fields = into(&CUSTOM_FIELDS);
-    insert(tx, fields, &records, |c| &c.custom_fields, bind_field).await?;
-    insert(tx, into(&ALIASES), &records, |c| &c.aliases, bind_text).await
+    let ips = of_each(&records, DeviceChildren::ips);
+    insert(tx, into(&IPS), &ips, bind_ip).await?;
+    let macs = of_each(&records, DeviceChildren::macs);
+    insert(tx, into(&MACS), &macs, bind_mac).await?;
+    let tags = of_each(&records, DeviceChildren::tags);
+    insert(tx, into(&TAGS), &tags, bind_text).await?;
+    let fields = of_each(&records, DeviceChildren::custom_fields);
+    insert(tx, into(&CUSTOM_FIELDS), &fields, bind_field).await?;
+    let aliases = of_each(&records, DeviceChildren::aliases);
+    insert(tx, into(&ALIASES), &aliases, bind_text).await
 }
 
-/// Inserts the rows `list` picks from each of `records` into table `into` (name, value
-/// columns), each bound by `bind` after its device id.
-async fn insert<R>(
+/// The rows `list` gives for each of `records`, with their device's id.
+fn of_each<'a, R, I: Iterator<Item = R>>(
+    records: &[(i64, &'a DeviceChildren)],
+    list: fn(&'a DeviceChildren) -> I,
+) -> Vec<(i64, R)> {
+    records
+        .iter()
+        .flat_map(|(id, children)| list(children).map(move |row| (*id, row)))
+        .collect()
+}
+
+/// Inserts `rows` into table `into` (name, value columns), each bound by `bind` after its
+/// device id.
+async fn insert<'a, R>(
     tx: &mut SqliteConnection,
     (into, columns): (String, &str),
-    records: &[(i64, &DeviceChildren)],
-    list: fn(&DeviceChildren) -> &[R],
-    bind: for<'a, 'b> fn(&'a R, &mut Separated<'b, 'a, Sqlite, &'static str>),
+    rows: &[(i64, R)],
+    bind: for<'b> fn(&R, &mut Separated<'b, 'a, Sqlite, &'static str>),
 ) -> Result<(), StoreError> {
-    let rows: Vec<(i64, &R)> = records
-        .iter()
-        .flat_map(|(id, children)| list(children).iter().map(move |row| (*id, row)))
-        .collect();
     for chunk in rows.chunks(CHUNK) {
-        let mut q: QueryBuilder<Sqlite> =
+        let mut q: QueryBuilder<'a, Sqlite> =
             QueryBuilder::new(format!("INSERT INTO {into} (device_id, seq, {columns}) "));
         q.push_values(chunk, |mut b, (id, row)| {
             b.push_bind(*id);
@@ -141,32 +151,32 @@ async fn insert<R>(
     Ok(())
 }
 
-fn bind_ip<'a>(row: &'a IpRow, b: &mut Separated<'_, 'a, Sqlite, &'static str>) {
+fn bind_ip<'a>(row: &Ip<'a>, b: &mut Separated<'_, 'a, Sqlite, &'static str>) {
     b.push_bind(row.seq)
-        .push_bind(row.ip.as_deref())
-        .push_bind(row.label.as_deref())
-        .push_bind(row.subnet.as_deref())
-        .push_bind(row.mac.as_deref())
+        .push_bind(row.ip)
+        .push_bind(row.label)
+        .push_bind(row.subnet)
+        .push_bind(row.mac)
         .push_bind(row.kind);
 }
 
-fn bind_mac<'a>(row: &'a MacRow, b: &mut Separated<'_, 'a, Sqlite, &'static str>) {
+fn bind_mac<'a>(row: &Mac<'a>, b: &mut Separated<'_, 'a, Sqlite, &'static str>) {
     b.push_bind(row.seq)
-        .push_bind(row.mac.as_deref())
-        .push_bind(row.port.as_deref())
-        .push_bind(row.port_name.as_deref())
-        .push_bind(row.vlan.as_deref());
+        .push_bind(row.mac)
+        .push_bind(row.port)
+        .push_bind(row.port_name)
+        .push_bind(row.vlan);
 }
 
-fn bind_field<'a>(row: &'a CustomFieldRow, b: &mut Separated<'_, 'a, Sqlite, &'static str>) {
+fn bind_field<'a>(row: &CustomField<'a>, b: &mut Separated<'_, 'a, Sqlite, &'static str>) {
     b.push_bind(row.seq)
-        .push_bind(row.key.as_str())
-        .push_bind(row.value.as_deref())
-        .push_bind(row.notes.as_deref());
+        .push_bind(row.key)
+        .push_bind(row.value)
+        .push_bind(row.notes);
 }
 
-fn bind_text<'a>(row: &'a TextRow, b: &mut Separated<'_, 'a, Sqlite, &'static str>) {
-    b.push_bind(row.seq).push_bind(row.text.as_str());
+fn bind_text<'a>(row: &Text<'a>, b: &mut Separated<'_, 'a, Sqlite, &'static str>) {
+    b.push_bind(row.seq).push_bind(row.text);
 }
 
 /// Creates (or empties) the TEMP staging tables of a compare-mode pull.

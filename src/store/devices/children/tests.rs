@@ -3,7 +3,7 @@
 
 use super::super::tests::{Device, NO_GUARD, exec, open, pull, staged};
 use super::TABLES;
-use crate::device::children::{CustomFieldRow, DeviceChildren, IpRow, MacRow, TextRow, of_record};
+use crate::device::children::{CustomField, DeviceChildren, Ip, Mac, Text, of_record};
 use crate::store::Db;
 use crate::store::devices::{ApplyOutcome, DeleteGuard};
 use serde_json::{Value, json};
@@ -15,73 +15,81 @@ type Row = (String, i64, i64, String);
 /// The children a device sends at `version`: an empty and a numeric custom field key, a null
 /// value, an empty label, and rows that differ from one version to the next.
 pub(in crate::store::devices) fn children_of((id, version): Device) -> DeviceChildren {
-    let text = |seq, text: String| TextRow { seq, text };
-    DeviceChildren {
-        ips: vec![IpRow {
-            seq: 0,
-            ip: Some(format!("10.0.{id}.{version}")),
-            label: Some(String::new()),
-            subnet: Some(format!("10.0.{id}.0/24")),
-            mac: None,
-            kind: Some(i64::from(version)),
-        }],
-        macs: vec![MacRow {
-            seq: 0,
-            mac: Some(format!("00:00:{id:02}")),
-            port: None,
-            port_name: Some("eth0".into()),
-            vlan: Some(version.to_string()),
-        }],
-        tags: vec![text(0, "all".into()), text(1, format!("v{version}"))],
-        custom_fields: vec![
-            CustomFieldRow {
-                seq: 0,
-                key: String::new(),
-                value: None,
-                notes: Some(String::new()),
-            },
-            CustomFieldRow {
-                seq: 1,
-                key: "1".into(),
-                value: Some(format!("v{version}")),
-                notes: None,
-            },
-        ],
-        aliases: vec![text(0, format!("dev-{id}.example.com"))],
-    }
+    let mut children = DeviceChildren::default();
+    let (ip, subnet) = (format!("10.0.{id}.{version}"), format!("10.0.{id}.0/24"));
+    children.push_ip(Ip {
+        seq: 0,
+        ip: Some(&ip),
+        label: Some(""),
+        subnet: Some(&subnet),
+        mac: None,
+        kind: Some(i64::from(version)),
+    });
+    let (mac, vlan) = (format!("00:00:{id:02}"), version.to_string());
+    children.push_mac(Mac {
+        seq: 0,
+        mac: Some(&mac),
+        port: None,
+        port_name: Some("eth0"),
+        vlan: Some(&vlan),
+    });
+    let tag = format!("v{version}");
+    children.push_tag(Text {
+        seq: 0,
+        text: "all",
+    });
+    children.push_tag(Text { seq: 1, text: &tag });
+    children.push_custom_field(CustomField {
+        seq: 0,
+        key: "",
+        value: None,
+        notes: Some(""),
+    });
+    children.push_custom_field(CustomField {
+        seq: 1,
+        key: "1",
+        value: Some(&tag),
+        notes: None,
+    });
+    let alias = format!("dev-{id}.example.com");
+    children.push_alias(Text {
+        seq: 0,
+        text: &alias,
+    });
+    children
 }
 
-/// The rows `children` make for device `id`, in table and key order.
+/// The rows `children` make for device `id`.
 fn rows_of(id: i64, children: &DeviceChildren) -> Vec<Row> {
     let mut rows: Vec<Row> = Vec::new();
     let mut push = |table: &str, seq: i64, values: Value| {
         rows.push((table.to_string(), id, seq, values.to_string()));
     };
-    for r in &children.ips {
+    for r in children.ips() {
         push(
             "device_ips",
             r.seq,
             json!([r.ip, r.label, r.subnet, r.mac, r.kind]),
         );
     }
-    for r in &children.macs {
+    for r in children.macs() {
         push(
             "device_macs",
             r.seq,
             json!([r.mac, r.port, r.port_name, r.vlan]),
         );
     }
-    for r in &children.tags {
+    for r in children.tags() {
         push("device_tags", r.seq, json!([r.text]));
     }
-    for r in &children.custom_fields {
+    for r in children.custom_fields() {
         push(
             "device_custom_fields",
             r.seq,
             json!([r.key, r.value, r.notes]),
         );
     }
-    for r in &children.aliases {
+    for r in children.aliases() {
         push("device_aliases", r.seq, json!([r.text]));
     }
     rows

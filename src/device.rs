@@ -1,7 +1,12 @@
 //! The typed summary of a device record: the common fields kept as columns beside the raw JSON,
 //! so reports can filter on them without parsing JSON. Device42's v2 and v1 APIs name some of
 //! them differently (`os_name`/`os`, `hardware`/`hw_model`, ...); both are understood. An empty
-//! string is NULL here (the raw record keeps it as sent).
+//! string is NULL here (the raw record keeps it as sent). The record's lists become the rows of
+//! the child tables ([`children`]).
+
+pub mod children;
+
+use children::DeviceChildren;
 
 /// The typed columns of `devices`, in table order after the fixed ones.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -24,6 +29,9 @@ pub struct DeviceColumns {
     /// `osverno` (v1), which some records carry alone.
     pub os_version: Option<String>,
     pub last_updated: Option<String>,
+    /// Not columns of `devices`: the rows of the child tables, derived in the same parse so
+    /// that they are written with the record.
+    pub children: DeviceChildren,
 }
 
 impl DeviceColumns {

@@ -4,6 +4,7 @@
 //! and only the typed columns are read from it, under their v2 or v1 names.
 
 use crate::device::DeviceColumns;
+use crate::device::children::{ChildLists, DeviceChildren};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::Value;
@@ -119,6 +120,11 @@ struct Fields {
     os_version_no: Option<Value>,
     osverno: Option<Value>,
     last_updated: Option<Value>,
+    ip_addresses: Option<Value>,
+    mac_addresses: Option<Value>,
+    tags: Option<Value>,
+    custom_fields: Option<Value>,
+    aliases: Option<Value>,
 }
 
 impl Fields {
@@ -140,6 +146,13 @@ impl Fields {
                 .or_else(|| text(self.os_version_no))
                 .or_else(|| text(self.osverno)),
             last_updated: text(self.last_updated),
+            children: DeviceChildren::from_lists(ChildLists {
+                ip_addresses: self.ip_addresses,
+                mac_addresses: self.mac_addresses,
+                tags: self.tags,
+                custom_fields: self.custom_fields,
+                aliases: self.aliases,
+            }),
         }
     }
 }

@@ -7,6 +7,7 @@
 
 mod backup;
 mod change_log;
+mod children;
 mod cli_config;
 mod cli_usage;
 mod client;

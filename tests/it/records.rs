@@ -8,8 +8,9 @@ use d42sync::jobs::pull::{self, PullOptions};
 use sqlx::Row;
 use tokio_util::sync::CancellationToken;
 
-/// Starts a simulator of `devices` devices and pulls once with the default `[devices]` settings.
-async fn pulled(devices: usize, extra: &str) -> TestEnv {
+/// Starts a simulator of `devices` devices and pulls once with the default `[devices]` settings
+/// and `extra`.
+pub async fn pulled(devices: usize, extra: &str) -> TestEnv {
     let env = TestEnv::start(
         SimConfig {
             devices,
@@ -18,6 +19,12 @@ async fn pulled(devices: usize, extra: &str) -> TestEnv {
         extra,
     )
     .await;
+    pull_once(&env).await;
+    env
+}
+
+/// Pulls once, in process, with the settings of `env`.
+pub async fn pull_once(env: &TestEnv) {
     let db = env.db().await;
     pull::run(
         &db,
@@ -29,7 +36,6 @@ async fn pulled(devices: usize, extra: &str) -> TestEnv {
     .await
     .expect("the pull succeeds");
     db.close().await;
-    env
 }
 
 /// The typed columns left NULL for every device.
@@ -84,16 +90,16 @@ async fn a_v1_pull_fills_the_same_typed_columns_from_v1_names() {
     assert!(only_number > 0, "records with osverno only fill os_version");
 }
 
-/// The SQL statements of the "Example queries" section of docs/schema.md.
-fn documented_queries() -> Vec<String> {
+/// The SQL statements of the first sql block after `heading` in docs/schema.md.
+pub fn documented_queries(heading: &str) -> Vec<String> {
     let doc = std::fs::read_to_string(
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/schema.md"),
     )
     .unwrap();
     let section = doc
-        .split("## Example queries")
+        .split(heading)
         .nth(1)
-        .expect("docs/schema.md has an Example queries section");
+        .unwrap_or_else(|| panic!("docs/schema.md has a section {heading}"));
     let block = section
         .split("```sql")
         .nth(1)
@@ -123,7 +129,7 @@ async fn the_example_queries_of_the_schema_doc_return_rows_after_a_default_pull(
     .execute(&db.pool)
     .await
     .unwrap();
-    let queries = documented_queries();
+    let queries = documented_queries("## Example queries");
     assert!(queries.len() >= 6, "{queries:?}");
 
     let mut empty = Vec::new();

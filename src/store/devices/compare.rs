@@ -10,6 +10,7 @@
 //! record, which `devices` holds, and the triggers on `devices` copy it into the row before the
 //! record is replaced or the device deleted; so the rows are logged after `devices` is updated.
 
+use super::children::{self, Staging};
 use super::rows::{
     ApplyOutcome, Change, DeleteGuard, STAGE_CHUNK, StageRow, TYPED, insert_new, push_typed,
 };
@@ -92,6 +93,7 @@ impl Compare {
                 removing,
             });
         }
+        children::apply_staged(tx).await?;
         let removed = remove(tx, run_id, at).await?;
         let changed = if stored == 0 {
             0
@@ -115,17 +117,17 @@ impl Compare {
 pub(super) async fn clear(conn: &mut SqliteConnection) -> Result<(), StoreError> {
     sqlx::query(CREATE_STAGE).execute(&mut *conn).await?;
     sqlx::query("DELETE FROM temp.pull_stage")
-        .execute(conn)
+        .execute(&mut *conn)
         .await?;
-    Ok(())
+    children::clear_stage(conn).await
 }
 
 /// Drops the staging table and gives back its disk space.
 pub(super) async fn drop_stage(conn: &mut SqliteConnection) -> Result<(), StoreError> {
     sqlx::query("DROP TABLE IF EXISTS temp.pull_stage")
-        .execute(conn)
+        .execute(&mut *conn)
         .await?;
-    Ok(())
+    children::drop_stage(conn).await
 }
 
 /// The stored hashes of devices with ids in `lo..=hi` (a page's id range; pages come in id
@@ -180,6 +182,7 @@ pub(super) async fn stage(
         });
         inserted += insert_new(q, &mut tx).await?;
     }
+    children::stage(&mut tx, Staging::Temp, rows).await?;
     tx.commit().await?;
     Ok(inserted)
 }

@@ -6,6 +6,7 @@
 //! it and moves the indexes back ([`drop_tables`]).
 
 use super::checkpoint::Checkpointer;
+use super::children::{self, LoadTables, Staging};
 use super::rows::{ApplyOutcome, Change, STAGE_CHUNK, StageRow, TYPED, insert_new, push_typed};
 use super::swap::{
     Definition, create_load_table, definition, indexes_of, legacy_renames, swap_in, under_name,
@@ -37,6 +38,8 @@ pub(super) struct Load {
     /// `CREATE TABLE` of `pull_load_devices`, and what becomes of the indexes and triggers of
     /// `devices`.
     devices: Definition,
+    /// The child tables' load tables, swapped in with `pull_load_devices`.
+    children: LoadTables,
 }
 
 impl Load {
@@ -65,6 +68,9 @@ impl Load {
         let Some(devices) = definition(conn, LOAD_DEVICES, DEVICES_IN_ORDER).await? else {
             return Ok(None);
         };
+        let Some(children) = LoadTables::prepare(conn).await? else {
+            return Ok(None);
+        };
         let checkpointer = Checkpointer::start(pool).await?;
         // The staging connection leaves checkpoints to the checkpointer; `end` restores it.
         // The connection is closed after the pull, so its settings go with it.
@@ -75,6 +81,7 @@ impl Load {
         Ok(Some(Self {
             checkpointer,
             devices,
+            children,
         }))
     }
 
@@ -83,6 +90,7 @@ impl Load {
         drop_tables(conn).await?;
         let mut tx = begin_immediate(conn).await?;
         create_load_table(&mut tx, LOAD_DEVICES, &self.devices).await?;
+        self.children.create(&mut tx).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -120,6 +128,7 @@ impl Load {
             });
             inserted += insert_new(q, &mut tx).await?;
         }
+        children::stage(&mut tx, Staging::Load, rows).await?;
         tx.commit().await?;
         self.checkpointer.after_commit(commits).await;
         Ok(inserted)
@@ -155,6 +164,7 @@ impl Load {
             .fetch_one(&mut *tx)
             .await?;
         swap_in(tx, LOAD_DEVICES, &self.devices.rebuilt).await?;
+        self.children.swap_in(tx).await?;
         sqlx::query(
             "INSERT INTO device_change_log (run_id, device_id, change, at) \
              SELECT ?, device_id, ?, ? FROM devices ORDER BY device_id",
@@ -185,6 +195,7 @@ async fn is_empty(conn: &mut SqliteConnection, table: &str) -> Result<bool, Stor
 /// Drops the load-mode table, if a pull left it, and gives its indexes back to `devices`. (The
 /// `pull_load_changes` of older versions is dropped by the migration `device_change_log`.)
 pub(super) async fn drop_tables(conn: &mut SqliteConnection) -> Result<(), StoreError> {
+    children::drop_load_tables(conn).await?;
     let (left,): (bool,) = sqlx::query_as(
         "SELECT EXISTS (SELECT 1 FROM main.sqlite_schema WHERE type = 'table' AND name = ?)",
     )

@@ -18,9 +18,11 @@
 //! the device's current one, and gets one (from the triggers on `devices` the migration
 //! `device_change_log` creates) before the record is replaced or the device removed.
 //!
-//! `rows` holds what the rooms share: the staged row, the change kinds, the apply's outcome.
+//! `rows` holds what the rooms share: the staged row, the change kinds, the apply's outcome;
+//! `children` the child tables (`device_ips`, ...), staged and applied with the records.
 
 mod checkpoint;
+mod children;
 mod compare;
 mod listed;
 mod load;

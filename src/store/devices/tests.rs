@@ -10,16 +10,16 @@ use crate::store::{Db, StoreError};
 use tempfile::TempDir;
 
 /// A device as a test pulls it: its id and a version of its record.
-type Device = (i64, u32);
+pub(super) type Device = (i64, u32);
 
 /// Lets every pull through.
-const NO_GUARD: DeleteGuard = DeleteGuard {
+pub(super) const NO_GUARD: DeleteGuard = DeleteGuard {
     max_delete_fraction: 1.0,
     allow_mass_delete: false,
 };
 
 /// A fresh, migrated database in a directory of its own (dropped with the directory).
-async fn open() -> (TempDir, Db) {
+pub(super) async fn open() -> (TempDir, Db) {
     let dir = tempfile::tempdir().unwrap();
     let db = Db::open(&dir.path().join("d42sync.db")).await.unwrap();
     (dir, db)
@@ -31,7 +31,7 @@ fn raw((id, version): Device) -> String {
 }
 
 /// Stages `pages` as one pull into a stage opened for a new run; the run id and the stage.
-async fn staged(db: &Db, pages: &[&[Device]]) -> (i64, PullStage) {
+pub(super) async fn staged(db: &Db, pages: &[&[Device]]) -> (i64, PullStage) {
     let run_id = runs::start(db, Job::PullDevices).await.unwrap();
     let mut stage = PullStage::new(db, run_id).await.unwrap();
     for (k, page) in pages.iter().enumerate() {
@@ -40,6 +40,7 @@ async fn staged(db: &Db, pages: &[&[Device]]) -> (i64, PullStage) {
             .map(|&device| {
                 let columns = DeviceColumns {
                     name: Some(format!("dev-{}", device.0)),
+                    children: super::children::tests::children_of(device),
                     ..Default::default()
                 };
                 (device, raw(device), columns)
@@ -73,7 +74,7 @@ async fn staged(db: &Db, pages: &[&[Device]]) -> (i64, PullStage) {
 }
 
 /// Pulls `pages` and applies them under `guard`; the run id and what the apply did.
-async fn pull(db: &Db, pages: &[&[Device]], guard: DeleteGuard) -> (i64, ApplyOutcome) {
+pub(super) async fn pull(db: &Db, pages: &[&[Device]], guard: DeleteGuard) -> (i64, ApplyOutcome) {
     let (run_id, stage) = staged(db, pages).await;
     let items = pages.iter().map(|p| p.len() as i64).sum();
     (run_id, stage.apply(items, guard).await.unwrap())
@@ -155,7 +156,7 @@ async fn count(db: &Db, table: &str) -> i64 {
 }
 
 /// Runs `sql` on the pool.
-async fn exec(db: &Db, sql: &str) {
+pub(super) async fn exec(db: &Db, sql: &str) {
     sqlx::raw_sql(sql).execute(&db.pool).await.unwrap();
 }
 
@@ -393,7 +394,7 @@ async fn the_checkpointer_copies_committed_pages_into_the_database_file() {
         size_after >= size_before + 4 * 1024 * 1024,
         "{size_before} -> {size_after}"
     );
-    checkpointer.stop();
+    checkpointer.stop().await;
 }
 
 /// Device `device_id`'s rows as reports read them (`device_changes`): change and record.

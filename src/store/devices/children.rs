@@ -1,0 +1,322 @@
+//! The child tables of `devices` (`device_ips`, `device_macs`, `device_tags`,
+//! `device_custom_fields`, `device_aliases`): their rows are written with the records they come
+//! from, in the same transactions, so a reader never sees a device without its children or
+//! children without their device.
+//!
+//! A pull stages the children of each record it writes beside the record: in compare mode into
+//! TEMP tables, replaced on apply for the devices whose record changed or which are gone (an
+//! unchanged device's rows are not touched); in a first load into load tables committed page by
+//! page and swapped in by rename with `pull_load_devices` ([`super::swap`]). The rows themselves
+//! are derived when a record is parsed ([`crate::device::children`]).
+
+use super::rows::StageRow;
+use super::swap::{Definition, create_load_table, definition, swap_in};
+use crate::device::children::{CustomField, DeviceChildren, Ip, Mac, Text};
+use crate::store::{StoreError, begin_immediate};
+use sqlx::query_builder::Separated;
+use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
+
+/// A child table: its name, its staging tables' names, and its columns after `device_id, seq`
+/// in the order rows bind them.
+struct Table {
+    /// The table in the main database.
+    name: &'static str,
+    /// Its TEMP staging table (compare mode).
+    stage: &'static str,
+    /// Its load table in the main database (first load).
+    load: &'static str,
+    /// Its value columns.
+    columns: &'static str,
+}
+
+const IPS: Table = Table {
+    name: "device_ips",
+    stage: "pull_stage_device_ips",
+    load: "pull_load_device_ips",
+    columns: "ip, label, subnet, mac, type",
+};
+const MACS: Table = Table {
+    name: "device_macs",
+    stage: "pull_stage_device_macs",
+    load: "pull_load_device_macs",
+    columns: "mac, port, port_name, vlan",
+};
+const TAGS: Table = Table {
+    name: "device_tags",
+    stage: "pull_stage_device_tags",
+    load: "pull_load_device_tags",
+    columns: "tag",
+};
+const CUSTOM_FIELDS: Table = Table {
+    name: "device_custom_fields",
+    stage: "pull_stage_device_custom_fields",
+    load: "pull_load_device_custom_fields",
+    columns: "key, value, notes",
+};
+const ALIASES: Table = Table {
+    name: "device_aliases",
+    stage: "pull_stage_device_aliases",
+    load: "pull_load_device_aliases",
+    columns: "alias",
+};
+
+/// Every child table.
+const TABLES: [&Table; 5] = [&IPS, &MACS, &TAGS, &CUSTOM_FIELDS, &ALIASES];
+
+/// Rows per multi-row INSERT: at most 7 values a row stay far below SQLite's 32 766 bound
+/// values, and a first load writes tens of rows per device (28 custom fields in real records).
+const CHUNK: usize = 500;
+
+/// Where a pull's child rows wait for its apply.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Staging {
+    /// TEMP tables, copied into the child tables on a compare apply.
+    Temp,
+    /// Load tables of the main database, renamed over the child tables on a first load's apply.
+    Load,
+}
+
+impl Staging {
+    /// The staging table of `table`.
+    fn of(self, table: &Table) -> String {
+        match self {
+            Staging::Temp => format!("temp.{}", table.stage),
+            Staging::Load => format!("main.{}", table.load),
+        }
+    }
+}
+
+/// Writes the children of the `rows` that carry a record into `staging`, within the caller's
+/// transaction.
+pub(super) async fn stage(
+    tx: &mut SqliteConnection,
+    staging: Staging,
+    rows: &[StageRow<'_>],
+) -> Result<(), StoreError> {
+    let records: Vec<(i64, &DeviceChildren)> = rows
+        .iter()
+        .filter_map(|r| {
+            r.record
+                .map(|(_, columns)| (r.device_id, &columns.children))
+        })
+        .collect();
+    let into = |table| (staging.of(table), table.columns);
+    let ips = of_each(&records, DeviceChildren::ips);
+    insert(tx, into(&IPS), &ips, bind_ip).await?;
+    let macs = of_each(&records, DeviceChildren::macs);
+    insert(tx, into(&MACS), &macs, bind_mac).await?;
+    let tags = of_each(&records, DeviceChildren::tags);
+    insert(tx, into(&TAGS), &tags, bind_text).await?;
+    let fields = of_each(&records, DeviceChildren::custom_fields);
+    insert(tx, into(&CUSTOM_FIELDS), &fields, bind_field).await?;
+    let aliases = of_each(&records, DeviceChildren::aliases);
+    insert(tx, into(&ALIASES), &aliases, bind_text).await
+}
+
+/// The rows `list` gives for each of `records`, with their device's id.
+fn of_each<'a, R, I: Iterator<Item = R>>(
+    records: &[(i64, &'a DeviceChildren)],
+    list: fn(&'a DeviceChildren) -> I,
+) -> Vec<(i64, R)> {
+    records
+        .iter()
+        .flat_map(|(id, children)| list(children).map(move |row| (*id, row)))
+        .collect()
+}
+
+/// Inserts `rows` into table `into` (name, value columns), each bound by `bind` after its
+/// device id.
+async fn insert<'a, R>(
+    tx: &mut SqliteConnection,
+    (into, columns): (String, &str),
+    rows: &[(i64, R)],
+    bind: for<'b> fn(&R, &mut Separated<'b, 'a, Sqlite, &'static str>),
+) -> Result<(), StoreError> {
+    for chunk in rows.chunks(CHUNK) {
+        let mut q: QueryBuilder<'a, Sqlite> =
+            QueryBuilder::new(format!("INSERT INTO {into} (device_id, seq, {columns}) "));
+        q.push_values(chunk, |mut b, (id, row)| {
+            b.push_bind(*id);
+            bind(row, &mut b);
+        });
+        // A device staged twice (a pass repaired or repeated) keeps its first rows, as
+        // `pull_stage` and `pull_load_devices` keep its first record.
+        q.push(" ON CONFLICT DO NOTHING");
+        // Only full chunks recur: a statement of another length is not worth caching.
+        q.build()
+            .persistent(chunk.len() == CHUNK)
+            .execute(&mut *tx)
+            .await?;
+    }
+    Ok(())
+}
+
+fn bind_ip<'a>(row: &Ip<'a>, b: &mut Separated<'_, 'a, Sqlite, &'static str>) {
+    b.push_bind(row.seq)
+        .push_bind(row.ip)
+        .push_bind(row.label)
+        .push_bind(row.subnet)
+        .push_bind(row.mac)
+        .push_bind(row.kind);
+}
+
+fn bind_mac<'a>(row: &Mac<'a>, b: &mut Separated<'_, 'a, Sqlite, &'static str>) {
+    b.push_bind(row.seq)
+        .push_bind(row.mac)
+        .push_bind(row.port)
+        .push_bind(row.port_name)
+        .push_bind(row.vlan);
+}
+
+fn bind_field<'a>(row: &CustomField<'a>, b: &mut Separated<'_, 'a, Sqlite, &'static str>) {
+    b.push_bind(row.seq)
+        .push_bind(row.key)
+        .push_bind(row.value)
+        .push_bind(row.notes);
+}
+
+fn bind_text<'a>(row: &Text<'a>, b: &mut Separated<'_, 'a, Sqlite, &'static str>) {
+    b.push_bind(row.seq).push_bind(row.text);
+}
+
+/// Creates (or empties) the TEMP staging tables of a compare-mode pull.
+pub(super) async fn clear_stage(conn: &mut SqliteConnection) -> Result<(), StoreError> {
+    for table in TABLES {
+        let stage = Staging::Temp.of(table);
+        let create = format!(
+            "CREATE TEMP TABLE IF NOT EXISTS {} (device_id INTEGER NOT NULL, seq INTEGER NOT NULL, \
+             {}, PRIMARY KEY (device_id, seq)) WITHOUT ROWID",
+            table.stage, table.columns
+        );
+        sqlx::query(&create).execute(&mut *conn).await?;
+        sqlx::query(&format!("DELETE FROM {stage}"))
+            .execute(&mut *conn)
+            .await?;
+    }
+    sqlx::query(CREATE_STALE).execute(&mut *conn).await?;
+    Ok(())
+}
+
+/// The devices whose children a compare apply replaces: those with a staged record (changed or
+/// new) and those the pull lacks (removed).
+const CREATE_STALE: &str =
+    "CREATE TEMP TABLE IF NOT EXISTS pull_stage_stale (device_id INTEGER PRIMARY KEY)";
+
+/// Drops the TEMP staging tables and gives back their disk space.
+pub(super) async fn drop_stage(conn: &mut SqliteConnection) -> Result<(), StoreError> {
+    for table in TABLES {
+        let stage = Staging::Temp.of(table);
+        sqlx::query(&format!("DROP TABLE IF EXISTS {stage}"))
+            .execute(&mut *conn)
+            .await?;
+    }
+    sqlx::query("DROP TABLE IF EXISTS temp.pull_stage_stale")
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Within a compare apply `tx`, before `devices` is written: deletes the children of devices
+/// changed or removed and inserts the staged ones. Devices whose record is unchanged keep
+/// theirs untouched.
+pub(super) async fn apply_staged(tx: &mut SqliteConnection) -> Result<(), StoreError> {
+    sqlx::query("DELETE FROM temp.pull_stage_stale")
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query(
+        "INSERT INTO temp.pull_stage_stale (device_id) \
+         SELECT device_id FROM temp.pull_stage WHERE raw IS NOT NULL \
+         UNION SELECT d.device_id FROM devices d \
+         WHERE NOT EXISTS (SELECT 1 FROM temp.pull_stage s WHERE s.device_id = d.device_id)",
+    )
+    .execute(&mut *tx)
+    .await?;
+    for table in TABLES {
+        let (name, columns) = (table.name, table.columns);
+        sqlx::query(&format!(
+            "DELETE FROM main.{name} WHERE device_id IN (SELECT device_id FROM temp.pull_stage_stale)"
+        ))
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(&format!(
+            "INSERT INTO main.{name} (device_id, seq, {columns}) \
+             SELECT device_id, seq, {columns} FROM {}",
+            Staging::Temp.of(table)
+        ))
+        .execute(&mut *tx)
+        .await?;
+    }
+    Ok(())
+}
+
+/// A first load's child tables: each one's definition under its load table's name.
+pub(super) struct LoadTables {
+    /// In [`TABLES`] order.
+    definitions: Vec<Definition>,
+}
+
+impl LoadTables {
+    /// The load tables, when every child table can be replaced by a rename: no trigger hangs on
+    /// one (a drop would lose it) and each definition reads as expected.
+    pub(super) async fn prepare(conn: &mut SqliteConnection) -> Result<Option<Self>, StoreError> {
+        let names: Vec<&str> = TABLES.iter().map(|t| t.name).collect();
+        let (triggers,): (i64,) = sqlx::query_as(
+            "SELECT count(*) FROM main.sqlite_schema WHERE type = 'trigger' \
+             AND tbl_name IN (SELECT value FROM json_each(?))",
+        )
+        .bind(serde_json::to_string(&names).unwrap_or_default())
+        .fetch_one(&mut *conn)
+        .await?;
+        if triggers > 0 {
+            return Ok(None);
+        }
+        let mut definitions = Vec::with_capacity(TABLES.len());
+        for table in TABLES {
+            // Nothing moves to the load tables: their indexes are built after the swap, by a
+            // sort, which beats keeping them up to date row by row.
+            match definition(conn, pair(table), &[]).await? {
+                Some(d) => definitions.push(d),
+                None => return Ok(None),
+            }
+        }
+        Ok(Some(Self { definitions }))
+    }
+
+    /// Creates the empty load tables within `tx` (after [`drop_load_tables`]).
+    pub(super) async fn create(&self, tx: &mut SqliteConnection) -> Result<(), StoreError> {
+        for (table, definition) in TABLES.iter().zip(&self.definitions) {
+            create_load_table(tx, pair(table), definition).await?;
+        }
+        Ok(())
+    }
+
+    /// Replaces the child tables by the load tables within the apply transaction `tx`, and
+    /// builds their indexes.
+    pub(super) async fn swap_in(&self, tx: &mut SqliteConnection) -> Result<(), StoreError> {
+        for (table, definition) in TABLES.iter().zip(&self.definitions) {
+            swap_in(tx, pair(table), &definition.rebuilt).await?;
+        }
+        Ok(())
+    }
+}
+
+/// `(table, load table)`, as [`super::swap`] names them.
+fn pair(table: &Table) -> (&'static str, &'static str) {
+    (table.name, table.load)
+}
+
+/// Drops the load tables a first load may have left behind (a crash, or a failed attempt).
+/// Nothing of the child tables moved to them, so nothing has to go back.
+pub(super) async fn drop_load_tables(conn: &mut SqliteConnection) -> Result<(), StoreError> {
+    let mut tx = begin_immediate(conn).await?;
+    for table in TABLES {
+        sqlx::query(&format!("DROP TABLE IF EXISTS {}", Staging::Load.of(table)))
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+#[cfg(test)]
+pub(super) mod tests;

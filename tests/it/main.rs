@@ -6,6 +6,7 @@
 //!   backups, the ops assets.
 
 mod backup;
+mod churn;
 mod cli_config;
 mod cli_usage;
 mod client;

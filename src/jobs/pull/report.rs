@@ -22,6 +22,7 @@ pub(super) fn applied(
         changed = counts.changed,
         pages_parsed = pages.parsed,
         pages_reused = pages.reused,
+        repairs = pages.repairs,
         removed = counts.removed,
         duration_ms = duration.as_millis() as u64,
         "pull finished"

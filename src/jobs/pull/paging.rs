@@ -17,10 +17,13 @@
 //!   items before its offset went away since the page before was fetched. A repair page is then
 //!   fetched at an earlier offset (further back each time one still leaves a gap; offset 0
 //!   always fits) and accepted; then the page is taken again ([`Walk::take`]);
+//! - removals below the pager add up over a pass, so each accepted page measures how far left
+//!   the listing moved at the cursor (the shift), and the pages not yet asked for are asked that
+//!   much earlier: one removal costs about one repair, not one per later page;
 //! - the pass is complete only when an accepted page reaches the listing's end (it is shorter
 //!   than the step, or its own `total_count` ends with it): the listing was seen to end after
-//!   the cursor. Pages planned past it are dropped; when the plan runs out
-//!   first, further pages are fetched.
+//!   the cursor. Pages planned past it are dropped; when the plan runs out first, further pages
+//!   are fetched.
 //!
 //! Each page is a contiguous run of the id-ordered list as it was when it was fetched. The
 //! accepted pages, in the order accepted, overlap (each starts at or below the highest id
@@ -36,8 +39,9 @@
 //! drift ([`PullError::Drift`]) and starts over, up to `devices.max_drift_retries` times; so is
 //! one whose `total_count` never moved and which needed no repair, yet did not receive that
 //! many distinct ids (a server that skips items without moving them). A server that ignores
-//! `offset` is not drift: a full page that brings no id past the cursor fails the pull at once
-//! ([`PullError::Unpageable`]).
+//! `offset` is not drift: a full page that brings no id past the cursor is asked again (it may
+//! have been answered before the page before it), and if it still brings none the pull fails
+//! at once ([`PullError::Unpageable`]); so does a page whose ids do not ascend.
 
 use super::error::PullError;
 use super::pager::{Fetching, Pager};

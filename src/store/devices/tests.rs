@@ -395,3 +395,24 @@ async fn the_checkpointer_copies_committed_pages_into_the_database_file() {
     );
     checkpointer.stop();
 }
+
+#[tokio::test]
+async fn a_repair_page_is_staged_but_not_kept_as_a_page_for_the_next_pull() {
+    let (_dir, db) = open().await;
+    let (_, mut stage) = staged(&db, &[&[(1, 1), (2, 1)]]).await;
+    let record = raw((3, 1));
+    let columns = DeviceColumns::default();
+    let rows = [StageRow {
+        device_id: 3,
+        raw_hash: 1,
+        record: Some((record.as_str(), &columns)),
+    }];
+
+    let inserted = stage.stage_repair(&rows).await.unwrap();
+    stage.apply(3, NO_GUARD).await.unwrap();
+
+    assert_eq!(inserted, 1);
+    let ids: Vec<i64> = devices(&db).await.iter().map(|d| d.0).collect();
+    assert_eq!(ids, [1, 2, 3]);
+    assert_eq!(count(&db, "pull_pages").await, 1, "only the planned page");
+}

@@ -97,7 +97,8 @@ async fn assert_churned_pull(env: &TestEnv, pulled: &Churned, what: &str) -> u64
     );
     let repeated = count(
         env,
-        "SELECT count(*) FROM (SELECT 1 FROM device_changes GROUP BY run_id, device_id HAVING count(*) > 1)",
+        "SELECT count(*) FROM (SELECT 1 FROM device_changes \
+         GROUP BY run_id, device_id HAVING count(*) > 1)",
     )
     .await;
     assert_eq!(repeated, 0, "{what}: one change row per device and run");

@@ -223,7 +223,8 @@ impl<'a> Walk<'a> {
     }
 
     /// Stages the page's ids past the cursor and moves the cursor to its last id; a page that
-    /// reaches the listing's end ends the walk. `nominal` is where the plan put the page the cursor's device starts.
+    /// reaches the listing's end ends the walk. `nominal` is the planned offset of the page
+    /// taken, where the plan expects the cursor's device.
     async fn accept(
         &mut self,
         page: FetchedPage,

@@ -199,7 +199,8 @@ pub struct DevicesSettings {
     /// How long `device_changes` rows are kept.
     #[serde(deserialize_with = "fields::duration")]
     pub keep_changes: Duration,
-    /// How often a pull whose pages shifted while paging is started over before it fails.
+    /// How often a pull is started over whose pages shifted faster than it could repair them
+    /// (`jobs::pull` repairs a shifted range without starting over) before it fails.
     #[serde(deserialize_with = "fields::between::<_, _, 0, 100>")]
     pub max_drift_retries: u32,
     /// Between incremental pulls, a full pull at least this often: an edit need not move a

@@ -8,6 +8,7 @@
 mod backup;
 mod change_log;
 mod children;
+mod churn;
 mod cli_config;
 mod cli_usage;
 mod client;

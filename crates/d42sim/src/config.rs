@@ -93,3 +93,18 @@ pub struct Drift {
     /// How many of the next devices list requests are followed by these changes.
     pub pages: u32,
 }
+
+/// Steady churn while a client pages, as autodiscovery makes on a large appliance during a
+/// multi-minute pull: single deletions and additions spread over the devices list requests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Churn {
+    /// One device removed after every `delete_every`-th devices list request (0: none). It is
+    /// drawn, from a generator seeded with the simulator's seed, among the devices listed before
+    /// the request's offset, so that the offsets of later pages shift (any device at offset 0).
+    pub delete_every: u32,
+    /// One device added, above every id used so far, after every `add_every`-th devices list
+    /// request (0: none).
+    pub add_every: u32,
+    /// How many of the next devices list requests churn follows.
+    pub requests: u32,
+}

@@ -1,5 +1,5 @@
 //! The simulated inventory: devices in ascending id order, each with its rendered JSON cached per
-//! view, plus the drift that changes the inventory while a client pages through it.
+//! view, plus the drift and the churn that change the inventory while a client pages through it.
 //!
 //! Pages are built by concatenating cached item strings; an edit replaces the device's entry, which
 //! drops its cache. The inventory lock is held only to pick a page's entries, never while
@@ -7,7 +7,10 @@
 
 use std::sync::{Arc, Mutex};
 
-use crate::config::Drift;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use crate::config::{Churn, Drift};
 use crate::records::{Device, Facts};
 use crate::render;
 use crate::support::lock;
@@ -136,6 +139,12 @@ pub(crate) struct Inventory {
     last_id: i64,
     /// Changes still to make after devices list requests.
     drift: Drift,
+    /// Steady churn still to make after devices list requests.
+    churn: Churn,
+    /// Devices list requests churn has followed so far, to count `delete_every`/`add_every`.
+    churned: u32,
+    /// Picks the devices churn removes; seeded, so a test run repeats.
+    rng: StdRng,
 }
 
 impl Inventory {
@@ -153,6 +162,9 @@ impl Inventory {
             devices,
             last_id: id,
             drift: Drift::default(),
+            churn: Churn::default(),
+            churned: 0,
+            rng: StdRng::seed_from_u64(seed),
         }
     }
 
@@ -229,8 +241,20 @@ impl Inventory {
         self.drift = drift;
     }
 
-    /// Called after each devices list request: makes one page's worth of drift, if any is left.
-    pub fn drift_after_page(&mut self, now_ms: i64) {
+    /// The highest id ever used: every id a device ever had is at most this.
+    pub fn last_id(&self) -> i64 {
+        self.last_id
+    }
+
+    pub fn set_churn(&mut self, churn: Churn) {
+        self.churn = churn;
+        self.churned = 0;
+    }
+
+    /// Called after each devices list request, which asked for `offset`: makes one page's worth
+    /// of drift and the churn due, if any is left.
+    pub fn drift_after_page(&mut self, now_ms: i64, offset: usize) {
+        self.churn_after_request(now_ms, offset);
         if self.drift.pages == 0 {
             return;
         }
@@ -238,6 +262,29 @@ impl Inventory {
         let deletes = self.drift.deletes_per_page.min(self.devices.len());
         self.devices.drain(..deletes);
         self.add(self.drift.inserts_per_page, now_ms);
+    }
+
+    /// Removes a device listed before `offset` (any at offset 0) and adds one, when their turn
+    /// has come.
+    fn churn_after_request(&mut self, now_ms: i64, offset: usize) {
+        if self.churn.requests == 0 {
+            return;
+        }
+        self.churn.requests -= 1;
+        self.churned += 1;
+        let due = |every: u32| every > 0 && self.churned.is_multiple_of(every);
+        let (delete, add) = (due(self.churn.delete_every), due(self.churn.add_every));
+        if delete && !self.devices.is_empty() {
+            let below = match offset.min(self.devices.len()) {
+                0 => self.devices.len(),
+                listed => listed,
+            };
+            let at = self.rng.random_range(0..below);
+            self.devices.remove(at);
+        }
+        if add {
+            self.add(1, now_ms);
+        }
     }
 
     fn position(&self, id: i64) -> Result<usize, usize> {

@@ -7,7 +7,8 @@
 //! and null where real records mostly have null, `blankasnull`, and the HTTP 500 permission error
 //! for a refused credential. It lets a test script the appliance's bad days:
 //! injected faults ([`FaultRule`]), rejected buildings, expired tokens, slow answers and an
-//! inventory that drifts while a client pages. Everything it received is recorded for assertions.
+//! inventory that drifts or churns while a client pages. Everything it received is recorded
+//! for assertions.
 //!
 //! # Layout
 //! Each layer uses only the layers below it.
@@ -15,7 +16,7 @@
 //! - `endpoints`: the handler in front of every request (recording, faults, the Bearer check)
 //!   and the token, device and building endpoints.
 //! - `state`: what one simulator holds, each part behind its own lock.
-//! - the parts: `inventory` (devices, cached renderings, drift), `tokens`, `buildings`,
+//! - the parts: `inventory` (devices, cached renderings, drift, churn), `tokens`, `buildings`,
 //!   [`faults`] (what can go wrong on purpose), [`journal`] (what was seen).
 //! - the ground: [`config`] ([`SimConfig`] and its knobs), `records` and `render`
 //!   (deterministic device records and their JSON), `http` (requests and answers as plain
@@ -47,7 +48,7 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
 pub use buildings::SimBuilding;
-pub use config::{Drift, ListKey, SimConfig, TokenRefusal};
+pub use config::{Churn, Drift, ListKey, SimConfig, TokenRefusal};
 pub use faults::{Fault, FaultRule, Rejection};
 pub use journal::RecordedRequest;
 
@@ -220,6 +221,17 @@ impl Simulator {
         self.shared().inventory_mut().set_drift(drift);
     }
 
+    /// Churns the inventory over the next `churn.requests` devices list requests.
+    pub fn set_churn(&self, churn: Churn) {
+        self.shared().inventory_mut().set_churn(churn);
+    }
+
+    /// The highest device id ever used: a device that ever existed has an id at most this
+    /// (ids are never reused).
+    pub fn last_id(&self) -> i64 {
+        self.shared().inventory().last_id()
+    }
+
     // ----- faults -----
 
     /// Adds a fault rule; see [`FaultRule`].
@@ -257,6 +269,12 @@ impl Simulator {
     /// Sets the wait before answering each devices list request.
     pub fn set_page_delay(&self, delay: Duration) {
         lock(&self.shared().knobs).page_delay = delay;
+    }
+
+    /// Whether devices list requests are answered from offset 0 whatever they ask, as by a
+    /// server that drops `offset`.
+    pub fn set_ignores_offset(&self, ignores: bool) {
+        lock(&self.shared().knobs).ignores_offset = ignores;
     }
 
     /// Sets the wait before answering each building POST.

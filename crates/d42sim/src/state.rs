@@ -41,6 +41,9 @@ pub(crate) struct Knobs {
     pub page_delay: Duration,
     /// Wait before answering each building POST.
     pub post_delay: Duration,
+    /// Answer every devices list request from offset 0, as a server (or a proxy in front of
+    /// it) that drops `offset`: no paging ever gets past the first page.
+    pub ignores_offset: bool,
 }
 
 impl Shared {
@@ -55,6 +58,7 @@ impl Shared {
                 token_ttl: cfg.token_ttl,
                 page_delay: cfg.page_delay,
                 post_delay: cfg.post_delay,
+                ignores_offset: false,
             }),
             cfg,
         }

@@ -14,6 +14,10 @@ pub(super) enum PullError {
     /// The inventory shifted under the pager, and no attempt got a consistent picture.
     #[error("inventory changed while paging: {0}")]
     Drift(String),
+    /// The server's listing cannot be paged at all (it ignores `offset`, or does not list in
+    /// ascending id order): starting over cannot help.
+    #[error("the device list cannot be paged: {0}")]
+    Unpageable(String),
     /// The service is stopping.
     #[error("stopped: the service is shutting down")]
     Cancelled,

@@ -7,21 +7,23 @@
 //! watermark does not fit (another endpoint or `include_cols`). Either way each listing is paged
 //! with the checks below and the apply is the same, and it records the watermark.
 //!
-//! A pull is complete only when the distinct ids received equal the `total_count` the server
-//! reported and that count did not move while paging (`paging`). If the inventory shifted
-//! under the pager (repeated or skipped rows), the pull starts over, up to
-//! `devices.max_drift_retries` times; one that never gets a consistent picture fails and changes
-//! nothing. Pages are fetched `devices.concurrency` at a time and parsed on the runtime's worker
-//! threads (`pager`); memory is bounded by the pages in flight and two received ones waiting
-//! to be staged, not by the inventory. A page whose body hashes as the same page of the last
-//! applied pull is not parsed: its records are the ones stored ([`crate::store::pages`]).
-//! `report` has the lines a run logs as it ends, with the body bytes received and the mode.
+//! A pull is complete only when a page showed the listing's end after a run of pages that
+//! overlap one another (`paging`, `walk`): devices removed while paging shift later pages, and
+//! the range before a shifted page is fetched again instead of starting over. A pass that churn
+//! outruns (its repairs exceed a budget) starts over, up to `devices.max_drift_retries` times;
+//! one that never completes fails and changes nothing. Pages are fetched `devices.concurrency`
+//! at a time and parsed on the runtime's worker threads (`pager`); memory is bounded by the
+//! pages in flight and two received ones waiting to be staged, not by the inventory. A page
+//! whose body hashes as the same page of the last applied pull, and that overlaps the page
+//! before as it did then, is not parsed: its records are the ones stored
+//! ([`crate::store::pages`]). `report` has the lines a run logs as it ends, with the body bytes received and the mode.
 
 mod error;
 mod incremental;
 mod pager;
 mod paging;
 mod report;
+mod walk;
 
 use super::{Outcome, RunReport, Start};
 use crate::config::DevicesSettings;

@@ -64,8 +64,10 @@ pub(super) enum PageContent {
         /// Each device in page order.
         items: Vec<FetchedItem>,
     },
-    /// The same body as the last applied pull got here: the same records, already stored.
-    Known(KnownPage),
+    /// The same body as the last applied pull got here: the same records, already stored. The
+    /// body stays for a page that overlaps the page before otherwise than last time: its ids
+    /// are then taken from the body, see [`FetchedPage::parsed`].
+    Known(KnownPage, d42::Body),
 }
 
 impl FetchedPage {
@@ -73,7 +75,7 @@ impl FetchedPage {
     pub(super) fn len(&self) -> u64 {
         match &self.content {
             PageContent::Parsed { items, .. } => items.len() as u64,
-            PageContent::Known(page) => page.count,
+            PageContent::Known(page, _) => page.count,
         }
     }
 
@@ -83,7 +85,15 @@ impl FetchedPage {
             PageContent::Parsed { items, .. } => {
                 Some((items.first()?.device_id, items.last()?.device_id))
             }
-            PageContent::Known(page) => Some((page.first_id?, page.last_id?)),
+            PageContent::Known(page, _) => Some((page.first_id?, page.last_id?)),
+        }
+    }
+
+    /// The page with its records parsed, known or not.
+    pub(super) fn parsed(self) -> Result<FetchedPage, PullError> {
+        match self.content {
+            PageContent::Parsed { .. } => Ok(self),
+            PageContent::Known(_, body) => parse(self.offset, self.asked, self.hash, body),
         }
     }
 }
@@ -158,6 +168,11 @@ impl Pager {
             in_flight: Arc::new(Semaphore::new(settings.concurrency)),
             last: Arc::default(),
         }
+    }
+
+    /// Whether the pass lists ids alone: its items are staged as present, never as records.
+    pub(super) fn ids_only(&self) -> bool {
+        self.pass.listing == Listing::Ids
     }
 
     /// Pages fetched ahead of the one being staged: those in flight, and up to
@@ -248,40 +263,44 @@ impl Pager {
                 hash,
                 total_count: page.total_count,
                 limit: page.limit,
-                content: PageContent::Known(*page),
+                content: PageContent::Known(*page, body),
             });
         }
-        let parsed =
-            d42::models::parse_device_page(&body.bytes).map_err(|cause| body.bad(cause))?;
-        if std::str::from_utf8(&body.bytes).is_err() {
-            return Err(body.bad("body is not valid utf-8").into());
-        }
-        let base = body.bytes.as_ptr() as usize;
-        let items = parsed
-            .items
-            .into_iter()
-            .map(|item| {
-                let start = item.raw.as_ptr() as usize - base;
-                FetchedItem {
-                    device_id: item.device_id,
-                    hash: xxhash_rust::xxh3::xxh3_64(item.raw.as_bytes()) as i64,
-                    range: start..start + item.raw.len(),
-                    columns: item.columns,
-                }
-            })
-            .collect();
-        Ok(FetchedPage {
-            offset,
-            asked: limit,
-            hash,
-            total_count: parsed.total_count,
-            limit: parsed.limit,
-            content: PageContent::Parsed {
-                body: body.bytes,
-                items,
-            },
-        })
+        parse(offset, limit, hash, body)
     }
+}
+
+/// Parses the page asked at `offset` with `limit`, whose body hashes as `hash`.
+fn parse(offset: u64, limit: u64, hash: u128, body: d42::Body) -> Result<FetchedPage, PullError> {
+    let parsed = d42::models::parse_device_page(&body.bytes).map_err(|cause| body.bad(cause))?;
+    if std::str::from_utf8(&body.bytes).is_err() {
+        return Err(body.bad("body is not valid utf-8").into());
+    }
+    let base = body.bytes.as_ptr() as usize;
+    let items = parsed
+        .items
+        .into_iter()
+        .map(|item| {
+            let start = item.raw.as_ptr() as usize - base;
+            FetchedItem {
+                device_id: item.device_id,
+                hash: xxhash_rust::xxh3::xxh3_64(item.raw.as_bytes()) as i64,
+                range: start..start + item.raw.len(),
+                columns: item.columns,
+            }
+        })
+        .collect();
+    Ok(FetchedPage {
+        offset,
+        asked: limit,
+        hash,
+        total_count: parsed.total_count,
+        limit: parsed.limit,
+        content: PageContent::Parsed {
+            body: body.bytes,
+            items,
+        },
+    })
 }
 
 /// The path and query of one page: paging, `blankasnull=yes` (so that Device42 sends null, not

@@ -1,24 +1,62 @@
-//! The page plan of one pass: which offsets to ask for, and the checks that the inventory did
-//! not shift under the pager (`total_count` moving, pages that do not overlap, repeated ids).
+//! The page plan of one pass: the first page, the offsets planned from its `total_count`, and
+//! the pages past the plan until the listing is seen to end. Each page goes through a
+//! [`Walk`], which repairs what churn shifts under the pager.
 //!
-//! Pages overlap by one item: page `k` starts at offset `k * (step - 1)`, so its first item
-//! must be the previous page's last. If rows below were deleted or inserted between two page
-//! requests, the offsets shift and that check fails; together with `total_count` staying put
-//! and the distinct ids matching it, this catches the skips and repeats of limit/offset paging.
+//! # Why a pass under churn gets every device
+//!
+//! Device42 lists devices in ascending id order, and pages overlap by one item: page `k` asks
+//! offset `k * (step - 1)`. While a large inventory pages for minutes, autodiscovery removes
+//! and adds devices: a removal below an offset shifts every later item left (the next page
+//! then starts past the last one staged, and items in between would be skipped); an addition
+//! gets a higher id than any, at the end. A pass does not start over for that. It keeps a
+//! cursor, the highest id covered so far, and takes the pages in offset order:
+//!
+//! - a page whose first id is at or below the cursor (or the page at offset 0) is accepted: its
+//!   ids above the cursor are staged, and the cursor moves to its last id;
+//! - a page whose first id is above the cursor (or which is empty, past offset 0) leaves a gap:
+//!   items before its offset went away since the page before was fetched. A repair page is then
+//!   fetched at an earlier offset (further back each time one still leaves a gap; offset 0
+//!   always fits) and accepted; then the page is taken again ([`Walk::take`]);
+//! - removals below the pager add up over a pass, so each accepted page measures how far left
+//!   the listing moved at the cursor (the shift), and the pages not yet asked for are asked that
+//!   much earlier: one removal costs about one repair, not one per later page;
+//! - the pass is complete only when an accepted page reaches the listing's end (it is shorter
+//!   than the step, or its own `total_count` ends with it): the listing was seen to end after
+//!   the cursor. Pages planned past it are dropped; when the plan runs out first, further pages
+//!   are fetched.
+//!
+//! Each page is a contiguous run of the id-ordered list as it was when it was fetched. The
+//! accepted pages, in the order accepted, overlap (each starts at or below the highest id
+//! before it), the first starts at the list's start and the last at its end. So their ids span,
+//! without a hole, from the lowest id to the highest one listed: a device that existed
+//! throughout the pass lies within one accepted page's first and last id, was listed by it (it
+//! existed when that page was fetched), and was staged then or by an earlier page. Only ids a
+//! page listed are staged: none that never existed, and each once. A device removed during the
+//! pass may stay until the next pull, one added during it may come with the next; a removal is
+//! applied only from a complete pass (R4) and the mass-deletion guard is unchanged.
+//!
+//! A pass that cannot be repaired within its budget of extra requests ([`Walk`]) is shifted
+//! drift ([`PullError::Drift`]) and starts over, up to `devices.max_drift_retries` times; so is
+//! one whose `total_count` never moved and which needed no repair, yet did not receive that
+//! many distinct ids (a server that skips items without moving them). A server that ignores
+//! `offset` is not drift: a full page that brings no id past the cursor is asked again (it may
+//! have been answered before the page before it), and if it still brings none the pull fails
+//! at once ([`PullError::Unpageable`]); so does a page whose ids do not ascend.
 
 use super::error::PullError;
-use super::pager::{FetchedPage, Fetching, Listing, PageContent, Pager, Pass};
+use super::pager::{Fetching, Pager, Pass};
+use super::walk::Walk;
 use crate::config::DevicesSettings;
 use crate::d42::Client;
-use crate::store::devices::{PullStage, StageRow};
-use crate::store::pages::SeenPage;
-use futures::StreamExt;
+use crate::store::devices::PullStage;
+use futures::{FutureExt, StreamExt};
 use std::collections::HashMap;
-use std::time::Instant;
+use std::sync::atomic::{AtomicU64, Ordering};
 use tokio_util::sync::CancellationToken;
 
 /// One pass over every page of `pass`'s listing into the (empty) stage; the number of devices
-/// on success. An id listing stages every id as unchanged.
+/// staged on success (an id listing stages every id as present, with no record). The pass's
+/// repairs are counted in the stage's [`crate::store::devices::PageCounts`].
 pub(super) async fn pull_once(
     stage: &mut PullStage,
     client: &Client,
@@ -28,7 +66,6 @@ pub(super) async fn pull_once(
 ) -> Result<i64, PullError> {
     let asked = u64::from(settings.page_size);
     let pager = Pager::new(client, settings, (stage.known_pages(), pass), cancel);
-    let ids_only = pass.listing == Listing::Ids;
     let advance_guess = if asked > 1 { asked - 1 } else { asked };
     // The next pages go out with the first one, on the guess that the server honours `limit`
     // and the inventory spans them: on a slow link that saves a whole round trip. A wrong guess
@@ -55,138 +92,48 @@ pub(super) async fn pull_once(
         None => asked,
     };
     let advance = if step > 1 { step - 1 } else { step };
-    let mut last_id = None;
-    let mut distinct = stage_page(stage, &first, &mut last_id, ids_only).await?;
-    let mut last_len = first.len();
-    drop(first);
-
-    match total {
-        Some(total) => {
-            let offsets: Vec<u64> = (1..)
-                .map(|k| k * advance)
-                .take_while(|o| o + (step - advance) < total)
-                .collect();
-            if step != asked {
-                early.clear();
-            }
-            let mut pages = futures::stream::iter(offsets)
-                .map(|offset| {
-                    early
-                        .remove(&offset)
-                        .unwrap_or_else(|| pager.spawn(offset, step))
-                })
-                .buffered(pager.lookahead());
-            while let Some(joined) = pages.next().await {
-                let page = joined.map_err(|e| PullError::Task(e.to_string()))??;
-                if page.total_count != Some(total) {
-                    return Err(PullError::Drift(format!(
-                        "total_count moved from {total} to {} at offset {}",
-                        page.total_count.map_or("none".into(), |t| t.to_string()),
-                        page.offset
-                    )));
-                }
-                distinct += stage_page(stage, &page, &mut last_id, ids_only).await?;
-            }
-            if distinct != total {
-                return Err(PullError::Drift(format!(
-                    "received {distinct} distinct devices, total_count is {total}"
-                )));
-            }
-        }
-        None => {
-            // No total_count: page sequentially until a short page. Completeness then rests on
-            // the page overlaps and the absence of repeated ids.
-            let mut offset = 0;
-            while last_len == step {
-                offset += advance;
-                let page = pager.fetch(offset, step).await?;
-                last_len = page.len();
-                distinct += stage_page(stage, &page, &mut last_id, ids_only).await?;
-            }
-        }
+    if step != asked {
+        early.clear();
     }
-    if !stage.finish().await? {
-        return Err(PullError::Drift("device ids repeated across pages".into()));
-    }
-    Ok(distinct as i64)
-}
-
-/// Checks a page against the previous one (its first item must repeat the previous page's
-/// last) and stages it without that overlap, writing only records whose hash differs from the
-/// stored one (none when `ids_only`). Returns the ids new to this pull.
-async fn stage_page(
-    stage: &mut PullStage,
-    page: &FetchedPage,
-    last_id: &mut Option<i64>,
-    ids_only: bool,
-) -> Result<u64, PullError> {
-    let ends = page.first_and_last();
-    let overlap = match (*last_id, ends) {
-        (None, _) => false,
-        (Some(_), None) => return Ok(0),
-        (Some(prev), Some((first, _))) if first == prev => true,
-        (Some(prev), Some((first, _))) => {
-            return Err(PullError::Drift(format!(
-                "the page at offset {} starts at device {first} instead of {prev}: rows moved while paging",
-                page.offset
-            )));
-        }
-    };
-    if let Some((_, last)) = ends {
-        *last_id = Some(last);
-    }
-    let key = (page.offset, page.asked);
-    let (body, all) = match &page.content {
-        PageContent::Known(known) => return Ok(stage.reuse(key, known, overlap).await?),
-        PageContent::Parsed { body, items } => (body, items),
-    };
-    let items = &all[usize::from(overlap)..];
-    let lo = items.iter().map(|i| i.device_id).min().unwrap_or(0);
-    let hi = items.iter().map(|i| i.device_id).max().unwrap_or(0);
-    let stored = if items.is_empty() || ids_only {
-        HashMap::new()
-    } else {
-        stage.stored_hashes(lo, hi).await?
-    };
-    let rows: Vec<StageRow<'_>> = items
-        .iter()
-        .map(|item| StageRow {
-            device_id: item.device_id,
-            raw_hash: item.hash,
-            record: match stored.get(&item.device_id) {
-                _ if ids_only => None,
-                Some(h) if *h == item.hash => None,
-                // Ranges were cut from the body by the JSON parser at value boundaries, and the
-                // body was checked to be UTF-8.
-                _ => Some((
-                    std::str::from_utf8(&body[item.range.clone()]).unwrap_or_default(),
-                    &item.columns,
-                )),
-            },
+    // Without `total_count` nothing is planned beyond the first page: the pages past the plan
+    // are the whole listing.
+    let plan: Vec<u64> = total.map_or_else(Vec::new, |total| {
+        (1..)
+            .map(|k| k * advance)
+            .take_while(|o| o + (step - advance) < total)
+            .collect()
+    });
+    // Each page is asked for at its planned offset less the shift the walk has measured by the
+    // time the page is queued.
+    let shift = AtomicU64::new(0);
+    let mut walk = Walk::new(stage, &pager, (step, plan.len() as u64 + 1), &shift);
+    walk.take(first, 0).await?;
+    let last_planned = plan.last().copied().unwrap_or(0);
+    let mut pages = futures::stream::iter(plan)
+        .map(|nominal| {
+            let fetching = early.remove(&nominal).unwrap_or_else(|| {
+                let offset = nominal.saturating_sub(shift.load(Ordering::Relaxed));
+                pager.spawn(offset, step)
+            });
+            fetching.map(move |joined| (nominal, joined))
         })
-        .collect();
-    let ids: Vec<i64> = all.iter().map(|i| i.device_id).collect();
-    let seen = SeenPage {
-        key,
-        hash: page.hash,
-        total_count: page.total_count,
-        limit: page.limit,
-        ids: Some(&ids),
-    };
-    let started = Instant::now();
-    let inserted = stage.stage(seen, &rows).await?;
-    tracing::trace!(
-        offset = page.offset,
-        rows = rows.len(),
-        ms = started.elapsed().as_millis() as u64,
-        "page staged"
-    );
-    if inserted < rows.len() as u64 {
-        return Err(PullError::Drift(format!(
-            "{} device ids repeated at offset {}",
-            rows.len() as u64 - inserted,
-            page.offset
-        )));
+        .buffered(pager.lookahead());
+    while !walk.ended() {
+        let Some((nominal, joined)) = pages.next().await else {
+            break;
+        };
+        let page = joined.map_err(|e| PullError::Task(e.to_string()))??;
+        walk.take(page, nominal).await?;
     }
-    Ok(inserted)
+    // Pages planned past the end are not needed: dropping them aborts their requests.
+    drop(pages);
+    let mut nominal = last_planned;
+    while !walk.ended() {
+        nominal += advance;
+        walk.beyond_plan(total.is_some())?;
+        let offset = nominal.saturating_sub(shift.load(Ordering::Relaxed));
+        let page = pager.fetch(offset, step).await?;
+        walk.take(page, nominal).await?;
+    }
+    walk.finish(total).await
 }

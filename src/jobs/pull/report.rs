@@ -29,6 +29,7 @@ pub(super) fn applied(counts: &RunCounts, taken: Taken, duration: Duration, metr
         changed = counts.changed,
         pages_parsed = taken.pages.parsed,
         pages_reused = taken.pages.reused,
+        repairs = taken.pages.repairs,
         removed = counts.removed,
         mode = taken.mode,
         bytes = taken.bytes,

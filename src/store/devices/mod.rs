@@ -60,6 +60,8 @@ pub struct PageCounts {
     pub parsed: u64,
     /// Recognised as the last applied pull's, so neither parsed nor compared.
     pub reused: u64,
+    /// Fetched out of the page plan, to repair a range that churn shifted under the pager.
+    pub repairs: u64,
 }
 
 /// What the stage received, page by page.
@@ -192,8 +194,25 @@ impl PullStage {
         page: SeenPage<'_>,
         rows: &[StageRow<'_>],
     ) -> Result<u64, StoreError> {
-        self.tally.pages.parsed += 1;
         pages::note_seen(&mut self.conn, page).await?;
+        self.stage_rows(rows).await
+    }
+
+    /// Counts a page fetched out of the plan to repair a shifted range.
+    pub fn note_repair(&mut self) {
+        self.tally.pages.repairs += 1;
+    }
+
+    /// Stages the `rows` of a repair page, parsed like any other but not noted as seen: it lies
+    /// off the page plan, so the next pull does not ask for it (and it must not replace the
+    /// note of a planned page at the same place). Returns how many ids were new to this pull.
+    pub async fn stage_repair(&mut self, rows: &[StageRow<'_>]) -> Result<u64, StoreError> {
+        self.stage_rows(rows).await
+    }
+
+    /// Stages the rows of a parsed page.
+    async fn stage_rows(&mut self, rows: &[StageRow<'_>]) -> Result<u64, StoreError> {
+        self.tally.pages.parsed += 1;
         match &mut self.target {
             Target::Compare(_) => compare::stage(&mut self.conn, rows).await,
             Target::Load(load) => {

@@ -547,3 +547,24 @@ async fn a_trigger_on_the_change_log_fires_for_each_row_of_a_first_load_that_swa
             .unwrap();
     assert_eq!(audit, [1, 2].map(|id| (id, "added".to_string())));
 }
+
+#[tokio::test]
+async fn a_repair_page_is_staged_but_not_kept_as_a_page_for_the_next_pull() {
+    let (_dir, db) = open().await;
+    let (_, mut stage) = staged(&db, &[&[(1, 1), (2, 1)]]).await;
+    let record = raw((3, 1));
+    let columns = DeviceColumns::default();
+    let rows = [StageRow {
+        device_id: 3,
+        raw_hash: 1,
+        record: Some((record.as_str(), &columns)),
+    }];
+
+    let inserted = stage.stage_repair(&rows).await.unwrap();
+    stage.apply(3, NO_GUARD).await.unwrap();
+
+    assert_eq!(inserted, 1);
+    let ids: Vec<i64> = devices(&db).await.iter().map(|d| d.0).collect();
+    assert_eq!(ids, [1, 2, 3]);
+    assert_eq!(count(&db, "pull_pages").await, 1, "only the planned page");
+}

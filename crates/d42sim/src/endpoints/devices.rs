@@ -33,6 +33,11 @@ pub(crate) async fn list(shared: Arc<Shared>, request: &Request, endpoint: Endpo
         Ok(paging) => paging,
         Err(response) => return response,
     };
+    let offset = if shared.knobs().ignores_offset {
+        0
+    } else {
+        offset
+    };
     let filter = match filter(request) {
         Ok(filter) => filter,
         Err(response) => return response,
@@ -76,7 +81,7 @@ pub(crate) async fn list(shared: Arc<Shared>, request: &Request, endpoint: Endpo
     })
     .await
     .unwrap_or_default();
-    shared.inventory_mut().drift_after_page(now_ms());
+    shared.inventory_mut().drift_after_page(now_ms(), offset);
     Response::json(200, body)
 }
 

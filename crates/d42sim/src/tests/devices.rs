@@ -6,7 +6,7 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 
 use super::{client, get_json, page_ids, start, token};
-use crate::{Drift, ListKey, SimConfig, Simulator};
+use crate::{Churn, Drift, ListKey, SimConfig, Simulator};
 
 /// The raw item texts of a devices page, exactly as sent.
 async fn raw_items(sim: &Simulator, token: &str, path_and_query: &str, key: &str) -> Vec<String> {
@@ -390,4 +390,68 @@ async fn four_hundred_thousand_devices_are_generated_quickly() {
         "{:?}",
         started.elapsed()
     );
+}
+
+#[tokio::test]
+async fn churn_removes_a_device_listed_before_the_offset_and_adds_one_at_the_end() {
+    let sim = start(SimConfig {
+        devices: 30,
+        ..SimConfig::default()
+    })
+    .await;
+    let token = token(&sim).await;
+    let initial = sim.device_ids();
+    let last_before = sim.last_id();
+    sim.set_churn(Churn {
+        delete_every: 2,
+        add_every: 3,
+        requests: 6,
+    });
+
+    let mut totals = Vec::new();
+    for _ in 0..7 {
+        let page = get_json(&sim, &token, "/api/2.0/devices/?limit=10&offset=10").await;
+        totals.push(page["total_count"].as_i64().unwrap());
+    }
+
+    assert_eq!(
+        totals,
+        [30, 30, 29, 30, 29, 29, 29],
+        "a deletion after every second request, an addition after every third, for six requests"
+    );
+    let now = sim.device_ids();
+    let removed: Vec<i64> = initial
+        .iter()
+        .copied()
+        .filter(|id| !now.contains(id))
+        .collect();
+    assert_eq!(removed.len(), 3);
+    assert!(
+        // Two earlier deletions shift two more devices before offset 10.
+        removed.iter().all(|id| initial[..12].contains(id)),
+        "each removed device was listed before the offset asked: {removed:?}"
+    );
+    assert_eq!(
+        now.iter().filter(|id| **id > last_before).count(),
+        2,
+        "two devices added above every id used before"
+    );
+    assert_eq!(sim.last_id(), last_before + 2);
+}
+
+#[tokio::test]
+async fn a_server_that_ignores_offset_answers_every_request_with_the_first_page() {
+    let sim = start(SimConfig {
+        devices: 30,
+        ..SimConfig::default()
+    })
+    .await;
+    let token = token(&sim).await;
+    sim.set_ignores_offset(true);
+
+    let first = get_json(&sim, &token, "/api/2.0/devices/?limit=10&offset=0").await;
+    let second = get_json(&sim, &token, "/api/2.0/devices/?limit=10&offset=9").await;
+
+    assert_eq!(page_ids(&second, "Devices"), page_ids(&first, "Devices"));
+    assert_eq!(page_ids(&first, "Devices"), sim.device_ids()[..10]);
 }

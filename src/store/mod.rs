@@ -76,6 +76,25 @@ pub struct Db {
     pub path: PathBuf,
 }
 
+/// How every connection to the database at `path` is opened: the pragmas above, set on each.
+fn connect_options(path: &Path) -> SqliteConnectOptions {
+    SqliteConnectOptions::new()
+        .filename(path)
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal)
+        .busy_timeout(BUSY_TIMEOUT)
+        .foreign_keys(true)
+        .pragma("journal_size_limit", JOURNAL_SIZE_LIMIT.to_string())
+        // Device records are about 2.5 KB: 4 KiB pages hold one each and waste a third of
+        // the file (and of every write); 32 KiB pages hold twelve, and a pull does a quarter
+        // of the page work of 8 KiB ones (see `bench/findings.md`). Takes effect when the
+        // file is created; an existing database keeps its page size.
+        .page_size(PAGE_SIZE)
+        // Large temp tables (a pull's staging) spill to disk rather than grow memory.
+        .pragma("temp_store", "FILE")
+}
+
 impl Db {
     /// Opens (creating if missing) the database at `path` and applies pending migrations.
     pub async fn open(path: &Path) -> Result<Self, StoreError> {
@@ -90,26 +109,11 @@ impl Db {
             path: path.to_path_buf(),
             source: sqlx::Error::Io(e),
         })?;
-        let options = SqliteConnectOptions::new()
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(BUSY_TIMEOUT)
-            .foreign_keys(true)
-            .pragma("journal_size_limit", JOURNAL_SIZE_LIMIT.to_string())
-            // Device records are about 2.5 KB: 4 KiB pages hold one each and waste a third of
-            // the file (and of every write); 32 KiB pages hold twelve, and a pull does a quarter
-            // of the page work of 8 KiB ones (see `bench/findings.md`). Takes effect when the
-            // file is created; an existing database keeps its page size.
-            .page_size(PAGE_SIZE)
-            // Large temp tables (a pull's staging) spill to disk rather than grow memory.
-            .pragma("temp_store", "FILE");
         let pool = SqlitePoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
             .min_connections(0)
             .acquire_timeout(BUSY_TIMEOUT + Duration::from_secs(5))
-            .connect_with(options)
+            .connect_with(connect_options(path))
             .await
             .map_err(|source| StoreError::Open {
                 path: path.to_path_buf(),
@@ -154,6 +158,13 @@ impl Db {
     /// Closes every connection (after which the WAL is checkpointed by SQLite).
     pub async fn close(&self) {
         self.pool.close().await;
+        // The pool closes connections side by side (an idle one, and one handed back at that
+        // moment), and SQLite checkpoints and removes the WAL only on the close of the last
+        // connection: each of two closing at once can take the other for a reader and leave the
+        // -wal behind. One more connection, opened and closed alone, is the last for certain.
+        if let Ok(last) = sqlx::ConnectOptions::connect(&connect_options(&self.path)).await {
+            let _ = sqlx::Connection::close(last).await;
+        }
     }
 }
 

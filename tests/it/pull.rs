@@ -1006,32 +1006,6 @@ async fn the_wal_a_long_reader_held_back_shrinks_to_its_limit_after_the_next_che
 }
 
 #[tokio::test]
-async fn a_pull_command_that_made_a_first_load_leaves_no_wal_behind() {
-    // The load's checkpointer has a connection of its own: the command must close it before
-    // the pool's last connection, which checkpoints the WAL and removes it.
-    let env = TestEnv::start(sim(3_000), "[devices]\npage_size = 100").await;
-    let mut wal = env.db_path().into_os_string();
-    wal.push("-wal");
-    for attempt in 0..6 {
-        if attempt > 0 {
-            for suffix in ["", "-wal", "-shm"] {
-                let mut file = env.db_path().into_os_string();
-                file.push(suffix);
-                let _ = std::fs::remove_file(file);
-            }
-        }
-
-        let out = env.run(&["pull"]).await;
-
-        assert!(out.status.success(), "{}", text(&out).1);
-        assert!(
-            std::fs::metadata(&wal).is_err(),
-            "attempt {attempt}: the -wal is still there after the command exited"
-        );
-    }
-}
-
-#[tokio::test]
 async fn a_long_reader_does_not_stall_a_first_load() {
     // 161 pages of 25: a load that waited on the reader at each of its pauses (up to 5 s each)
     // would take many seconds longer than the same load without a reader, which sets the pace

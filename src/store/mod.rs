@@ -17,7 +17,7 @@ pub mod runs;
 pub mod watermarks;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Sqlite, SqlitePool, Transaction};
+use sqlx::{ConnectOptions, Sqlite, SqlitePool, Transaction};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -93,7 +93,14 @@ fn connect_options(path: &Path) -> SqliteConnectOptions {
         .page_size(PAGE_SIZE)
         // Large temp tables (a pull's staging) spill to disk rather than grow memory.
         .pragma("temp_store", "FILE")
+        // A statement slower than a second (a migration, a first load's checkpoint on a busy
+        // disk) is worth a DEBUG line, not sqlx's default WARN with the statement's whole text:
+        // nothing there needs an operator.
+        .log_slow_statements(log::LevelFilter::Debug, SLOW_STATEMENT)
 }
+
+/// A statement that takes longer is logged at DEBUG.
+const SLOW_STATEMENT: Duration = Duration::from_secs(1);
 
 impl Db {
     /// Opens (creating if missing) the database at `path` and applies pending migrations.
@@ -162,7 +169,7 @@ impl Db {
         // moment), and SQLite checkpoints and removes the WAL only on the close of the last
         // connection: each of two closing at once can take the other for a reader and leave the
         // -wal behind. One more connection, opened and closed alone, is the last for certain.
-        if let Ok(last) = sqlx::ConnectOptions::connect(&connect_options(&self.path)).await {
+        if let Ok(last) = connect_options(&self.path).connect().await {
             let _ = sqlx::Connection::close(last).await;
         }
     }

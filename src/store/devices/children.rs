@@ -217,18 +217,25 @@ pub(super) async fn drop_stage(conn: &mut SqliteConnection) -> Result<(), StoreE
 }
 
 /// Within a compare apply `tx`, before `devices` is written: deletes the children of devices
-/// changed or removed and inserts the staged ones. Devices whose record is unchanged keep
-/// theirs untouched.
-pub(super) async fn apply_staged(tx: &mut SqliteConnection) -> Result<(), StoreError> {
+/// changed or removed (`removals`: whether any device is removed) and inserts the staged ones.
+/// Devices whose record is unchanged keep theirs untouched.
+pub(super) async fn apply_staged(
+    tx: &mut SqliteConnection,
+    removals: bool,
+) -> Result<(), StoreError> {
     sqlx::query("DELETE FROM temp.pull_stage_stale")
         .execute(&mut *tx)
         .await?;
-    sqlx::query(
+    let removed = if removals {
+        " UNION SELECT d.device_id FROM devices d \
+         WHERE NOT EXISTS (SELECT 1 FROM temp.pull_stage s WHERE s.device_id = d.device_id)"
+    } else {
+        ""
+    };
+    sqlx::query(&format!(
         "INSERT INTO temp.pull_stage_stale (device_id) \
-         SELECT device_id FROM temp.pull_stage WHERE raw IS NOT NULL \
-         UNION SELECT d.device_id FROM devices d \
-         WHERE NOT EXISTS (SELECT 1 FROM temp.pull_stage s WHERE s.device_id = d.device_id)",
-    )
+         SELECT device_id FROM temp.pull_stage WHERE raw IS NOT NULL{removed}"
+    ))
     .execute(&mut *tx)
     .await?;
     for table in TABLES {

@@ -93,8 +93,13 @@ impl Compare {
                 removing,
             });
         }
-        children::apply_staged(tx).await?;
-        let removed = remove(tx, run_id, at).await?;
+        // Finding what to remove scans every stored record: skipped when the count says none.
+        children::apply_staged(tx, removing > 0).await?;
+        let removed = if removing > 0 {
+            remove(tx, run_id, at).await?
+        } else {
+            0
+        };
         let changed = if stored == 0 {
             0
         } else {

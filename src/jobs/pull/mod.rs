@@ -16,7 +16,8 @@
 //! pages in flight and two received ones waiting to be staged, not by the inventory. A page
 //! whose body hashes as the same page of the last applied pull, and that overlaps the page
 //! before as it did then, is not parsed: its records are the ones stored
-//! ([`crate::store::pages`]). `report` has the lines a run logs as it ends, with the body bytes received and the mode.
+//! ([`crate::store::pages`]). `report` has the lines a run logs as it ends, with the body
+//! bytes received and the mode.
 
 mod error;
 mod incremental;

@@ -266,15 +266,8 @@ impl LoadTables {
     /// The load tables, when every child table can be replaced by a rename: no trigger hangs on
     /// one (a drop would lose it) and each definition reads as expected.
     pub(super) async fn prepare(conn: &mut SqliteConnection) -> Result<Option<Self>, StoreError> {
-        let names: Vec<&str> = TABLES.iter().map(|t| t.name).collect();
-        let (triggers,): (i64,) = sqlx::query_as(
-            "SELECT count(*) FROM main.sqlite_schema WHERE type = 'trigger' \
-             AND tbl_name IN (SELECT value FROM json_each(?))",
-        )
-        .bind(serde_json::to_string(&names).unwrap_or_default())
-        .fetch_one(&mut *conn)
-        .await?;
-        if triggers > 0 {
+        let names = TABLES.map(|t| t.name);
+        if in_schema(conn, "type = 'trigger' AND tbl_name", &names).await? > 0 {
             return Ok(None);
         }
         let mut definitions = Vec::with_capacity(TABLES.len());
@@ -315,6 +308,10 @@ fn pair(table: &Table) -> (&'static str, &'static str) {
 /// Drops the load tables a first load may have left behind (a crash, or a failed attempt).
 /// Nothing of the child tables moved to them, so nothing has to go back.
 pub(super) async fn drop_load_tables(conn: &mut SqliteConnection) -> Result<(), StoreError> {
+    // Every pull starts here: without a table to drop, it takes no write lock.
+    if in_schema(conn, "type = 'table' AND name", &TABLES.map(|t| t.load)).await? == 0 {
+        return Ok(());
+    }
     let mut tx = begin_immediate(conn).await?;
     for table in TABLES {
         sqlx::query(&format!("DROP TABLE IF EXISTS {}", Staging::Load.of(table)))
@@ -323,6 +320,23 @@ pub(super) async fn drop_load_tables(conn: &mut SqliteConnection) -> Result<(), 
     }
     tx.commit().await?;
     Ok(())
+}
+
+/// How many entries of the main schema match `filter` (a condition ending in a column) with
+/// that column among `names`.
+async fn in_schema(
+    conn: &mut SqliteConnection,
+    filter: &str,
+    names: &[&str],
+) -> Result<i64, StoreError> {
+    let names = serde_json::to_string(names).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+    let (count,): (i64,) = sqlx::query_as(&format!(
+        "SELECT count(*) FROM main.sqlite_schema WHERE {filter} IN (SELECT value FROM json_each(?))"
+    ))
+    .bind(names)
+    .fetch_one(conn)
+    .await?;
+    Ok(count)
 }
 
 #[cfg(test)]

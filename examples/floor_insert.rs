@@ -9,18 +9,26 @@
 //! No hashing, no change tracking, no staging table: a lower bound on storing the records, not
 //! what the product does.
 //!
+//! With `--children` it also stores each record's child rows (IPs, MACs, tags, custom fields,
+//! aliases), derived untimed by d42sync's own parse, in tables of the product's shape
+//! (`WITHOUT ROWID`, primary key `(device_id, seq)`; no secondary index, as `devices` has none
+//! here), in the same transaction and in the same multi-row way: the floor of storing what the
+//! child tables require, beside the floor of the records alone.
+//!
 //! ```text
 //! cargo run --release --example floor_insert -- --base-url http://127.0.0.1:PORT \
-//!     --db /tmp/floor.db [--endpoint /api/1.0/devices/all/] [--rows-per-insert 500] [--repeat 3]
+//!     --db /tmp/floor.db [--endpoint /api/1.0/devices/all/] [--rows-per-insert 500] [--repeat 3] \
+//!     [--children]
 //! ```
 //!
-//! Prints one JSON line: `{"rows": .., "bytes": .., "seconds": [..], "commit_seconds": [..],
-//! "db_bytes": [..]}`: for each repetition (each into a fresh database, removed afterwards) the
+//! Prints one JSON line: `{"rows": .., "bytes": .., "child_rows": .., "seconds": [..],
+//! "commit_seconds": [..], "db_bytes": [..]}` (`child_rows` 0 without `--children`): for each repetition (each into a fresh database, removed afterwards) the
 //! seconds of insert + commit, of the commit alone, and the size of the database files once
 //! closed (the table that holds each raw record once, which the product's database is measured
 //! against).
 
 use anyhow::{Context, bail};
+use d42sync::device::children::DeviceChildren;
 use secrecy::ExposeSecret;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 use sqlx::{ConnectOptions, Connection};
@@ -42,10 +50,12 @@ struct Options {
     endpoint: String,
     /// The database file, created afresh (and removed) for each repetition.
     db: PathBuf,
-    /// Records per `INSERT` statement (two parameters each, well under SQLite's limit).
+    /// Rows per `INSERT` statement (at most seven values each, well under SQLite's limit).
     rows_per_insert: usize,
     /// Timed insertions of the same records, each into a fresh database.
     repeat: usize,
+    /// Store the records' child rows too.
+    children: bool,
 }
 
 fn options() -> anyhow::Result<Options> {
@@ -55,9 +65,14 @@ fn options() -> anyhow::Result<Options> {
         db: PathBuf::new(),
         rows_per_insert: 500,
         repeat: 1,
+        children: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
+        if flag == "--children" {
+            o.children = true;
+            continue;
+        }
         let value = args
             .next()
             .with_context(|| format!("{flag} needs a value"))?;
@@ -85,7 +100,18 @@ fn options() -> anyhow::Result<Options> {
 async fn main() -> anyhow::Result<()> {
     let o = options()?;
     let records = download(&o).await?;
-    let bytes: usize = records.iter().map(|(_, raw)| raw.len()).sum();
+    let bytes: usize = records.iter().map(|r| r.raw.len()).sum();
+    let child_rows: usize = records
+        .iter()
+        .filter_map(|r| r.children.as_ref())
+        .map(|c| {
+            c.ips().len()
+                + c.macs().len()
+                + c.tags().len()
+                + c.custom_fields().len()
+                + c.aliases().len()
+        })
+        .sum();
     let (mut seconds, mut commit, mut sizes) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..o.repeat {
         let inserted = insert_all(&o.db, &records, o.rows_per_insert).await?;
@@ -94,7 +120,7 @@ async fn main() -> anyhow::Result<()> {
         sizes.push(inserted.db_bytes.to_string());
     }
     println!(
-        r#"{{"rows": {}, "bytes": {bytes}, "seconds": [{}], "commit_seconds": [{}], "db_bytes": [{}]}}"#,
+        r#"{{"rows": {}, "bytes": {bytes}, "child_rows": {child_rows}, "seconds": [{}], "commit_seconds": [{}], "db_bytes": [{}]}}"#,
         records.len(),
         seconds.join(", "),
         commit.join(", "),
@@ -113,10 +139,41 @@ struct Inserted {
     db_bytes: u64,
 }
 
-/// Inserts `records` into a fresh database at `path` (removed before and after).
+/// One downloaded record.
+struct Record {
+    device_id: i64,
+    /// As sent.
+    raw: String,
+    /// Its child rows, with `--children`.
+    children: Option<DeviceChildren>,
+}
+
+/// A value bound into an INSERT.
+#[derive(Clone, Copy)]
+enum Cell<'a> {
+    Int(Option<i64>),
+    Text(Option<&'a str>),
+}
+
+/// The child tables as the product's migration creates them, less their secondary indexes.
+const CHILD_TABLES: [&str; 5] = [
+    "CREATE TABLE device_ips (device_id INTEGER NOT NULL, seq INTEGER NOT NULL, ip TEXT, \
+     label TEXT, subnet TEXT, mac TEXT, type INTEGER, PRIMARY KEY (device_id, seq)) WITHOUT ROWID",
+    "CREATE TABLE device_macs (device_id INTEGER NOT NULL, seq INTEGER NOT NULL, mac TEXT, \
+     port TEXT, port_name TEXT, vlan TEXT, PRIMARY KEY (device_id, seq)) WITHOUT ROWID",
+    "CREATE TABLE device_tags (device_id INTEGER NOT NULL, seq INTEGER NOT NULL, \
+     tag TEXT NOT NULL, PRIMARY KEY (device_id, seq)) WITHOUT ROWID",
+    "CREATE TABLE device_custom_fields (device_id INTEGER NOT NULL, seq INTEGER NOT NULL, \
+     key TEXT NOT NULL, value TEXT, notes TEXT, PRIMARY KEY (device_id, seq)) WITHOUT ROWID",
+    "CREATE TABLE device_aliases (device_id INTEGER NOT NULL, seq INTEGER NOT NULL, \
+     alias TEXT NOT NULL, PRIMARY KEY (device_id, seq)) WITHOUT ROWID",
+];
+
+/// Inserts `records` (and their child rows, when they carry them) into a fresh database at
+/// `path` (removed before and after).
 async fn insert_all(
     path: &Path,
-    records: &[(i64, String)],
+    records: &[Record],
     rows_per_insert: usize,
 ) -> anyhow::Result<Inserted> {
     remove_db(path)?;
@@ -132,23 +189,27 @@ async fn insert_all(
     sqlx::query("CREATE TABLE devices (id INTEGER PRIMARY KEY, raw TEXT NOT NULL)")
         .execute(&mut db)
         .await?;
-    let full_batch = insert_sql(rows_per_insert);
+    let children: Vec<(i64, &DeviceChildren)> = records
+        .iter()
+        .filter_map(|r| r.children.as_ref().map(|c| (r.device_id, c)))
+        .collect();
+    if !children.is_empty() {
+        for create in CHILD_TABLES {
+            sqlx::query(create).execute(&mut db).await?;
+        }
+    }
+    // Rows built before the clock starts: the floor times SQLite, not the building of rows.
+    let devices: Vec<Vec<Cell>> = records
+        .iter()
+        .map(|r| vec![Cell::Int(Some(r.device_id)), Cell::Text(Some(&r.raw))])
+        .collect();
+    let child_rows = child_rows(&children);
 
     let started = Instant::now();
     let mut tx = db.begin().await?;
-    for batch in records.chunks(rows_per_insert) {
-        let short_batch;
-        let sql = if batch.len() == rows_per_insert {
-            &full_batch
-        } else {
-            short_batch = insert_sql(batch.len());
-            &short_batch
-        };
-        let mut query = sqlx::query(sql);
-        for (id, raw) in batch {
-            query = query.bind(*id).bind(raw.as_str());
-        }
-        query.execute(&mut *tx).await?;
+    insert_rows(&mut tx, "devices (id, raw)", &devices, rows_per_insert).await?;
+    for (table, rows) in &child_rows {
+        insert_rows_directly(&mut tx, table, rows).await?;
     }
     let inserted = started.elapsed().as_secs_f64();
     tx.commit().await?;
@@ -165,6 +226,166 @@ async fn insert_all(
         commit_seconds: seconds - inserted,
         db_bytes,
     })
+}
+
+/// Each child table (as `name (columns)`) with its rows, in device order.
+fn child_rows<'a>(
+    children: &[(i64, &'a DeviceChildren)],
+) -> Vec<(&'static str, Vec<Vec<Cell<'a>>>)> {
+    let (mut ips, mut macs, mut tags, mut fields, mut aliases) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for &(id, c) in children {
+        let id = Cell::Int(Some(id));
+        for r in c.ips() {
+            ips.push(vec![
+                id,
+                Cell::Int(Some(r.seq)),
+                Cell::Text(r.ip),
+                Cell::Text(r.label),
+                Cell::Text(r.subnet),
+                Cell::Text(r.mac),
+                Cell::Int(r.kind),
+            ]);
+        }
+        for r in c.macs() {
+            macs.push(vec![
+                id,
+                Cell::Int(Some(r.seq)),
+                Cell::Text(r.mac),
+                Cell::Text(r.port),
+                Cell::Text(r.port_name),
+                Cell::Text(r.vlan),
+            ]);
+        }
+        for r in c.tags() {
+            tags.push(vec![id, Cell::Int(Some(r.seq)), Cell::Text(Some(r.text))]);
+        }
+        for r in c.custom_fields() {
+            fields.push(vec![
+                id,
+                Cell::Int(Some(r.seq)),
+                Cell::Text(Some(r.key)),
+                Cell::Text(r.value),
+                Cell::Text(r.notes),
+            ]);
+        }
+        for r in c.aliases() {
+            aliases.push(vec![id, Cell::Int(Some(r.seq)), Cell::Text(Some(r.text))]);
+        }
+    }
+    vec![
+        (
+            "device_ips (device_id, seq, ip, label, subnet, mac, type)",
+            ips,
+        ),
+        (
+            "device_macs (device_id, seq, mac, port, port_name, vlan)",
+            macs,
+        ),
+        ("device_tags (device_id, seq, tag)", tags),
+        (
+            "device_custom_fields (device_id, seq, key, value, notes)",
+            fields,
+        ),
+        ("device_aliases (device_id, seq, alias)", aliases),
+    ]
+}
+
+/// Inserts `rows` into `into` (`table (columns)`) with multi-row INSERTs of `per_insert` rows,
+/// one prepared statement for all the full ones.
+async fn insert_rows(
+    tx: &mut sqlx::SqliteConnection,
+    into: &str,
+    rows: &[Vec<Cell<'_>>],
+    per_insert: usize,
+) -> anyhow::Result<()> {
+    let Some(width) = rows.first().map(Vec::len) else {
+        return Ok(());
+    };
+    let full = insert_sql(into, width, per_insert);
+    for batch in rows.chunks(per_insert) {
+        let short;
+        let sql = if batch.len() == per_insert {
+            &full
+        } else {
+            short = insert_sql(into, width, batch.len());
+            &short
+        };
+        let mut query = sqlx::query(sql);
+        for cell in batch.iter().flatten() {
+            query = match *cell {
+                Cell::Int(v) => query.bind(v),
+                Cell::Text(v) => query.bind(v),
+            };
+        }
+        query.execute(&mut *tx).await?;
+    }
+    Ok(())
+}
+
+/// Inserts `rows` into `into` (`table (columns)`) through SQLite's C API: one single-row INSERT
+/// prepared once, each row bound, stepped and reset. Millions of rows of a few small values
+/// each are what SQLite can take fastest this way; binding them through sqlx, even in
+/// multi-row statements, costs several times SQLite's own work.
+async fn insert_rows_directly(
+    tx: &mut sqlx::SqliteConnection,
+    into: &str,
+    rows: &[Vec<Cell<'_>>],
+) -> anyhow::Result<()> {
+    use libsqlite3_sys as ffi;
+    let Some(width) = rows.first().map(Vec::len) else {
+        return Ok(());
+    };
+    let sql = std::ffi::CString::new(insert_sql(into, width, 1))?;
+    let mut handle = tx.lock_handle().await?;
+    let db = handle.as_raw_handle().as_ptr();
+    let fail = |what: &str| {
+        // SAFETY: `db` is the open connection `handle` keeps locked.
+        let message = unsafe { std::ffi::CStr::from_ptr(ffi::sqlite3_errmsg(db)) };
+        anyhow::anyhow!("{what} into {into}: {}", message.to_string_lossy())
+    };
+    let mut stmt = std::ptr::null_mut();
+    // SAFETY: `db` is open and locked for this task; `sql` is a NUL-terminated string.
+    if unsafe { ffi::sqlite3_prepare_v2(db, sql.as_ptr(), -1, &mut stmt, std::ptr::null_mut()) }
+        != ffi::SQLITE_OK
+    {
+        return Err(fail("prepare"));
+    }
+    let mut result = Ok(());
+    'rows: for row in rows {
+        for (i, cell) in (1..).zip(row) {
+            // SAFETY: `stmt` is a prepared statement of `width` parameters and `i` within them;
+            // SQLITE_TRANSIENT makes SQLite copy each text before the call returns.
+            let rc = unsafe {
+                match *cell {
+                    Cell::Int(Some(v)) => ffi::sqlite3_bind_int64(stmt, i, v),
+                    Cell::Text(Some(t)) => ffi::sqlite3_bind_text64(
+                        stmt,
+                        i,
+                        t.as_ptr().cast(),
+                        t.len() as u64,
+                        ffi::SQLITE_TRANSIENT(),
+                        ffi::SQLITE_UTF8 as u8,
+                    ),
+                    Cell::Int(None) | Cell::Text(None) => ffi::sqlite3_bind_null(stmt, i),
+                }
+            };
+            if rc != ffi::SQLITE_OK {
+                result = Err(fail("bind"));
+                break 'rows;
+            }
+        }
+        // SAFETY: `stmt` is prepared and fully bound.
+        if unsafe { ffi::sqlite3_step(stmt) } != ffi::SQLITE_DONE {
+            result = Err(fail("insert"));
+            break;
+        }
+        // SAFETY: as above; a reset keeps the bindings, which the next row replaces.
+        unsafe { ffi::sqlite3_reset(stmt) };
+    }
+    // SAFETY: `stmt` was prepared above and is not used after this.
+    unsafe { ffi::sqlite3_finalize(stmt) };
+    result
 }
 
 /// A database file and its `-wal` and `-shm` companions.
@@ -189,17 +410,14 @@ fn remove_db(path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `INSERT INTO devices (id, raw) VALUES (?, ?), ...` for `rows` records.
-fn insert_sql(rows: usize) -> String {
-    let mut sql = String::from("INSERT INTO devices (id, raw) VALUES ");
-    for n in 0..rows {
-        sql.push_str(if n == 0 { "(?, ?)" } else { ", (?, ?)" });
-    }
-    sql
+/// `INSERT INTO {into} VALUES (?, ..), ...`: `rows` rows of `width` values.
+fn insert_sql(into: &str, width: usize, rows: usize) -> String {
+    let row = format!("({})", vec!["?"; width].join(", "));
+    format!("INSERT INTO {into} VALUES {}", vec![row; rows].join(", "))
 }
 
 /// Every record of the endpoint as (device id, raw JSON), paging sequentially until a short page.
-async fn download(o: &Options) -> anyhow::Result<Vec<(i64, String)>> {
+async fn download(o: &Options) -> anyhow::Result<Vec<Record>> {
     let http = reqwest::Client::builder().no_proxy().build()?;
     let grant = http
         .post(format!("{}/tauth/1.0/token/", o.base_url))
@@ -224,13 +442,13 @@ async fn download(o: &Options) -> anyhow::Result<Vec<(i64, String)>> {
             .bytes()
             .await?;
         let parsed = d42sync::d42::models::parse_device_page(&body).map_err(anyhow::Error::msg)?;
-        records.extend(
-            parsed
-                .items
-                .iter()
-                .map(|item| (item.device_id, item.raw.to_string())),
-        );
-        if parsed.items.len() < PAGE_SIZE {
+        let received = parsed.items.len();
+        records.extend(parsed.items.into_iter().map(|item| Record {
+            device_id: item.device_id,
+            raw: item.raw.to_string(),
+            children: o.children.then_some(item.columns.children),
+        }));
+        if received < PAGE_SIZE {
             return Ok(records);
         }
     }

@@ -11,6 +11,7 @@
 //! group can then write the queue, which WAL mode requires even of readers.
 
 pub mod devices;
+mod direct;
 pub mod pages;
 pub mod queue;
 pub mod runs;
@@ -62,6 +63,16 @@ pub enum StoreError {
     /// A query failed.
     #[error("database error: {0}")]
     Sql(#[from] sqlx::Error),
+    /// A row written through SQLite's C API was refused.
+    #[error("database error: {message} (SQLite code {code}) in {statement}")]
+    Direct {
+        /// The statement's start.
+        statement: String,
+        /// SQLite's result code.
+        code: i32,
+        /// SQLite's message.
+        message: String,
+    },
     /// The database was written by something else in a way that makes the operation unsafe.
     #[error("{0}")]
     Conflict(String),

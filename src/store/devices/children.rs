@@ -12,9 +12,9 @@
 use super::rows::StageRow;
 use super::swap::{Definition, create_load_table, definition, swap_in};
 use crate::device::children::{CustomField, DeviceChildren, Ip, Mac, Text};
+use crate::store::direct::{self, Row};
 use crate::store::{StoreError, begin_immediate};
-use sqlx::query_builder::Separated;
-use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
+use sqlx::SqliteConnection;
 
 /// A child table: its name, its staging tables' names, and its columns after `device_id, seq`
 /// in the order rows bind them.
@@ -62,10 +62,6 @@ const ALIASES: Table = Table {
 
 /// Every child table.
 const TABLES: [&Table; 5] = [&IPS, &MACS, &TAGS, &CUSTOM_FIELDS, &ALIASES];
-
-/// Rows per multi-row INSERT: at most 7 values a row stay far below SQLite's 32 766 bound
-/// values, and a first load writes tens of rows per device (28 custom fields in real records).
-const CHUNK: usize = 500;
 
 /// Where a pull's child rows wait for its apply.
 #[derive(Debug, Clone, Copy)]
@@ -125,58 +121,51 @@ fn of_each<'a, R, I: Iterator<Item = R>>(
 }
 
 /// Inserts `rows` into table `into` (name, value columns), each bound by `bind` after its
-/// device id.
-async fn insert<'a, R>(
+/// device id. A device staged twice (a pass repaired or repeated) keeps its first rows, as
+/// `pull_stage` and `pull_load_devices` keep its first record.
+async fn insert<R>(
     tx: &mut SqliteConnection,
     (into, columns): (String, &str),
     rows: &[(i64, R)],
-    bind: for<'b> fn(&R, &mut Separated<'b, 'a, Sqlite, &'static str>),
+    bind: fn(&R, &mut Row),
 ) -> Result<(), StoreError> {
-    for chunk in rows.chunks(CHUNK) {
-        let mut q: QueryBuilder<'a, Sqlite> =
-            QueryBuilder::new(format!("INSERT INTO {into} (device_id, seq, {columns}) "));
-        q.push_values(chunk, |mut b, (id, row)| {
-            b.push_bind(*id);
-            bind(row, &mut b);
-        });
-        // A device staged twice (a pass repaired or repeated) keeps its first rows, as
-        // `pull_stage` and `pull_load_devices` keep its first record.
-        q.push(" ON CONFLICT DO NOTHING");
-        // Only full chunks recur: a statement of another length is not worth caching.
-        q.build()
-            .persistent(chunk.len() == CHUNK)
-            .execute(&mut *tx)
-            .await?;
-    }
-    Ok(())
+    let values = vec!["?"; 2 + columns.split(',').count()].join(", ");
+    let sql = format!(
+        "INSERT INTO {into} (device_id, seq, {columns}) VALUES ({values}) ON CONFLICT DO NOTHING"
+    );
+    direct::insert(tx, &sql, rows, |(id, r), row| {
+        row.int(Some(*id));
+        bind(r, row);
+    })
+    .await
 }
 
-fn bind_ip<'a>(row: &Ip<'a>, b: &mut Separated<'_, 'a, Sqlite, &'static str>) {
-    b.push_bind(row.seq)
-        .push_bind(row.ip)
-        .push_bind(row.label)
-        .push_bind(row.subnet)
-        .push_bind(row.mac)
-        .push_bind(row.kind);
+fn bind_ip(r: &Ip<'_>, row: &mut Row) {
+    row.int(Some(r.seq))
+        .text(r.ip)
+        .text(r.label)
+        .text(r.subnet)
+        .text(r.mac)
+        .int(r.kind);
 }
 
-fn bind_mac<'a>(row: &Mac<'a>, b: &mut Separated<'_, 'a, Sqlite, &'static str>) {
-    b.push_bind(row.seq)
-        .push_bind(row.mac)
-        .push_bind(row.port)
-        .push_bind(row.port_name)
-        .push_bind(row.vlan);
+fn bind_mac(r: &Mac<'_>, row: &mut Row) {
+    row.int(Some(r.seq))
+        .text(r.mac)
+        .text(r.port)
+        .text(r.port_name)
+        .text(r.vlan);
 }
 
-fn bind_field<'a>(row: &CustomField<'a>, b: &mut Separated<'_, 'a, Sqlite, &'static str>) {
-    b.push_bind(row.seq)
-        .push_bind(row.key)
-        .push_bind(row.value)
-        .push_bind(row.notes);
+fn bind_field(r: &CustomField<'_>, row: &mut Row) {
+    row.int(Some(r.seq))
+        .text(Some(r.key))
+        .text(r.value)
+        .text(r.notes);
 }
 
-fn bind_text<'a>(row: &Text<'a>, b: &mut Separated<'_, 'a, Sqlite, &'static str>) {
-    b.push_bind(row.seq).push_bind(row.text);
+fn bind_text(r: &Text<'_>, row: &mut Row) {
+    row.int(Some(r.seq)).text(Some(r.text));
 }
 
 /// Creates (or empties) the TEMP staging tables of a compare-mode pull.

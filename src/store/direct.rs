@@ -72,15 +72,16 @@ impl Row {
 }
 
 /// Runs `sql` (an INSERT of one row) once for each of `rows`, its values bound by `bind`, on
-/// `conn` within the caller's transaction.
+/// `conn` within the caller's transaction. Returns how many rows it inserted (fewer than
+/// `rows` when the statement skips some, as `ON CONFLICT DO NOTHING` does).
 pub(crate) async fn insert<R>(
     conn: &mut SqliteConnection,
     sql: &str,
     rows: &[R],
     bind: impl Fn(&R, &mut Row),
-) -> Result<(), StoreError> {
+) -> Result<u64, StoreError> {
     if rows.is_empty() {
-        return Ok(());
+        return Ok(0);
     }
     let text = CString::new(sql).map_err(|_| failed(sql, ffi::SQLITE_MISUSE, "NUL in SQL"))?;
     let mut handle = conn.lock_handle().await?;
@@ -93,7 +94,7 @@ pub(crate) async fn insert<R>(
     if rc != ffi::SQLITE_OK {
         return Err(error(db, sql, rc));
     }
-    let mut result = Ok(());
+    let mut result = Ok(0);
     for r in rows {
         let mut row = Row {
             stmt,
@@ -112,6 +113,10 @@ pub(crate) async fn insert<R>(
         if rc != ffi::SQLITE_DONE {
             result = Err(error(db, sql, rc));
             break;
+        }
+        if let Ok(inserted) = &mut result {
+            // SAFETY: `db` is open; the count is that of the step just run.
+            *inserted += unsafe { ffi::sqlite3_changes64(db) } as u64;
         }
     }
     // SAFETY: `stmt` was prepared above and is not used after this.

@@ -137,7 +137,8 @@ async fn insert<R>(
         row.int(Some(*id));
         bind(r, row);
     })
-    .await
+    .await?;
+    Ok(())
 }
 
 fn bind_ip(r: &Ip<'_>, row: &mut Row) {

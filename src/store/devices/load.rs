@@ -7,14 +7,14 @@
 
 use super::checkpoint::Checkpointer;
 use super::children::{self, LoadTables, Staging};
-use super::rows::{ApplyOutcome, Change, STAGE_CHUNK, StageRow, TYPED, insert_new, push_typed};
+use super::rows::{ApplyOutcome, Change, StageRow, TYPED, bind_typed};
 use super::swap::{
     Definition, create_load_table, definition, indexes_of, legacy_renames, swap_in, under_name,
 };
 use crate::device::DeviceColumns;
 use crate::store::runs::RunCounts;
-use crate::store::{StoreError, begin_immediate, pages};
-use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
+use crate::store::{StoreError, begin_immediate, direct, pages};
+use sqlx::SqliteConnection;
 
 /// The load-mode table and the table it replaces.
 const LOAD_DEVICES: (&str, &str) = ("devices", "pull_load_devices");
@@ -119,22 +119,26 @@ impl Load {
         // A short write transaction per page on the main database: the WAL is checkpointed as
         // the pages come in rather than all at once at the end.
         let mut tx = begin_immediate(conn).await?;
-        let mut inserted = 0;
-        for chunk in records.chunks(STAGE_CHUNK) {
-            let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(format!(
+        // Each record bound through SQLite's C API, like its child rows (`store/direct.rs`).
+        let inserted = direct::insert(
+            &mut tx,
+            &format!(
                 "INSERT INTO main.pull_load_devices \
-                 (device_id, raw_hash, raw, first_seen, last_changed, {TYPED}) "
-            ));
-            q.push_values(chunk, |mut b, (id, hash, raw, columns)| {
-                b.push_bind(*id)
-                    .push_bind(*hash)
-                    .push_bind(*raw)
-                    .push_bind(at)
-                    .push_bind(at);
-                push_typed(&mut b, columns);
-            });
-            inserted += insert_new(q, &mut tx).await?;
-        }
+                 (device_id, raw_hash, raw, first_seen, last_changed, {TYPED}) \
+                 VALUES ({}) ON CONFLICT (device_id) DO NOTHING",
+                vec!["?"; 5 + TYPED.split(',').count()].join(", ")
+            ),
+            &records,
+            |(id, hash, raw, columns), row| {
+                row.int(Some(*id))
+                    .int(Some(*hash))
+                    .text(Some(raw))
+                    .text(Some(at))
+                    .text(Some(at));
+                bind_typed(row, columns);
+            },
+        )
+        .await?;
         children::stage(&mut tx, Staging::Load, rows).await?;
         tx.commit().await?;
         self.checkpointer.after_commit(commits).await;

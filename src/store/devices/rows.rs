@@ -3,6 +3,7 @@
 
 use crate::device::DeviceColumns;
 use crate::store::StoreError;
+use crate::store::direct::Row;
 use crate::store::runs::RunCounts;
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
@@ -100,6 +101,14 @@ pub(super) fn push_typed<'args>(
     b.push_bind(columns.in_service);
     for text in columns.texts() {
         b.push_bind(text);
+    }
+}
+
+/// Binds a record's typed columns, in [`TYPED`] order, for a direct insert.
+pub(super) fn bind_typed(row: &mut Row, columns: &DeviceColumns) {
+    row.int(columns.in_service);
+    for text in columns.texts() {
+        row.text(text);
     }
 }
 

@@ -323,69 +323,28 @@ async fn insert_rows(
     Ok(())
 }
 
-/// Inserts `rows` into `into` (`table (columns)`) through SQLite's C API: one single-row INSERT
-/// prepared once, each row bound, stepped and reset. Millions of rows of a few small values
-/// each are what SQLite can take fastest this way; binding them through sqlx, even in
-/// multi-row statements, costs several times SQLite's own work.
+/// Inserts `rows` into `into` (`table (columns)`) through SQLite's C API, as d42sync stores
+/// its child rows ([`d42sync::store::direct`]): one single-row INSERT prepared once, each row
+/// bound, stepped and reset. Bound through sqlx, even in multi-row statements, millions of rows
+/// of a few small values cost several times SQLite's own work.
 async fn insert_rows_directly(
     tx: &mut sqlx::SqliteConnection,
     into: &str,
     rows: &[Vec<Cell<'_>>],
 ) -> anyhow::Result<()> {
-    use libsqlite3_sys as ffi;
     let Some(width) = rows.first().map(Vec::len) else {
         return Ok(());
     };
-    let sql = std::ffi::CString::new(insert_sql(into, width, 1))?;
-    let mut handle = tx.lock_handle().await?;
-    let db = handle.as_raw_handle().as_ptr();
-    let fail = |what: &str| {
-        // SAFETY: `db` is the open connection `handle` keeps locked.
-        let message = unsafe { std::ffi::CStr::from_ptr(ffi::sqlite3_errmsg(db)) };
-        anyhow::anyhow!("{what} into {into}: {}", message.to_string_lossy())
-    };
-    let mut stmt = std::ptr::null_mut();
-    // SAFETY: `db` is open and locked for this task; `sql` is a NUL-terminated string.
-    if unsafe { ffi::sqlite3_prepare_v2(db, sql.as_ptr(), -1, &mut stmt, std::ptr::null_mut()) }
-        != ffi::SQLITE_OK
-    {
-        return Err(fail("prepare"));
-    }
-    let mut result = Ok(());
-    'rows: for row in rows {
-        for (i, cell) in (1..).zip(row) {
-            // SAFETY: `stmt` is a prepared statement of `width` parameters and `i` within them;
-            // SQLITE_TRANSIENT makes SQLite copy each text before the call returns.
-            let rc = unsafe {
-                match *cell {
-                    Cell::Int(Some(v)) => ffi::sqlite3_bind_int64(stmt, i, v),
-                    Cell::Text(Some(t)) => ffi::sqlite3_bind_text64(
-                        stmt,
-                        i,
-                        t.as_ptr().cast(),
-                        t.len() as u64,
-                        ffi::SQLITE_TRANSIENT(),
-                        ffi::SQLITE_UTF8 as u8,
-                    ),
-                    Cell::Int(None) | Cell::Text(None) => ffi::sqlite3_bind_null(stmt, i),
-                }
+    d42sync::store::direct::insert(tx, &insert_sql(into, width, 1), rows, |cells, row| {
+        for cell in cells {
+            match *cell {
+                Cell::Int(v) => row.int(v),
+                Cell::Text(v) => row.text(v),
             };
-            if rc != ffi::SQLITE_OK {
-                result = Err(fail("bind"));
-                break 'rows;
-            }
         }
-        // SAFETY: `stmt` is prepared and fully bound.
-        if unsafe { ffi::sqlite3_step(stmt) } != ffi::SQLITE_DONE {
-            result = Err(fail("insert"));
-            break;
-        }
-        // SAFETY: as above; a reset keeps the bindings, which the next row replaces.
-        unsafe { ffi::sqlite3_reset(stmt) };
-    }
-    // SAFETY: `stmt` was prepared above and is not used after this.
-    unsafe { ffi::sqlite3_finalize(stmt) };
-    result
+    })
+    .await?;
+    Ok(())
 }
 
 /// A database file and its `-wal` and `-shm` companions.

@@ -13,7 +13,7 @@ use sqlx::SqliteConnection;
 use std::ffi::{CStr, CString, c_int};
 
 /// The values of the row being bound, in the statement's parameter order.
-pub(crate) struct Row {
+pub struct Row {
     stmt: *mut ffi::sqlite3_stmt,
     /// The next parameter (SQLite counts from 1).
     next: c_int,
@@ -23,7 +23,7 @@ pub(crate) struct Row {
 
 impl Row {
     /// Binds an integer, NULL for `None`.
-    pub(crate) fn int(&mut self, v: Option<i64>) -> &mut Self {
+    pub fn int(&mut self, v: Option<i64>) -> &mut Self {
         let i = self.advance();
         // SAFETY: `stmt` is a live prepared statement (see `insert`); an index beyond its
         // parameters makes SQLite return SQLITE_RANGE, which is reported.
@@ -37,7 +37,7 @@ impl Row {
     }
 
     /// Binds a text, NULL for `None`.
-    pub(crate) fn text(&mut self, v: Option<&str>) -> &mut Self {
+    pub fn text(&mut self, v: Option<&str>) -> &mut Self {
         let i = self.advance();
         // SAFETY: as in `int`; SQLITE_TRANSIENT makes SQLite copy the text before returning,
         // so it need not outlive the call.
@@ -74,7 +74,7 @@ impl Row {
 /// Runs `sql` (an INSERT of one row) once for each of `rows`, its values bound by `bind`, on
 /// `conn` within the caller's transaction. Returns how many rows it inserted (fewer than
 /// `rows` when the statement skips some, as `ON CONFLICT DO NOTHING` does).
-pub(crate) async fn insert<R>(
+pub async fn insert<R>(
     conn: &mut SqliteConnection,
     sql: &str,
     rows: &[R],

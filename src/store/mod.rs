@@ -11,7 +11,7 @@
 //! group can then write the queue, which WAL mode requires even of readers.
 
 pub mod devices;
-mod direct;
+pub mod direct;
 pub mod pages;
 pub mod queue;
 pub mod runs;

@@ -77,10 +77,10 @@ impl Load {
         sqlx::query("PRAGMA wal_autocheckpoint = 0")
             .execute(&mut *conn)
             .await?;
-        // A load stages no TEMP table: its temp storage holds only the statement journals of
-        // its multi-row INSERTs and the sorts of the indexes the apply builds. Kept in memory,
-        // they no longer cost a first load of 100 000 devices about 110 MiB of file writes
-        // (`bench/findings.md`).
+        // A load stages no TEMP table: its temp storage holds only the sorts of the indexes the
+        // apply builds (and statement journals, which its single-row INSERTs do not need).
+        // Kept in memory, they spare a first load of 100 000 devices about 10 MiB of file
+        // writes (`bench/findings.md`).
         sqlx::query("PRAGMA temp_store = MEMORY")
             .execute(&mut *conn)
             .await?;

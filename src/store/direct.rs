@@ -71,6 +71,13 @@ impl Row {
     }
 }
 
+/// `INSERT INTO {table} ({columns}) VALUES (?, ..) {tail}`: one parameter for each of the
+/// comma-separated `columns`, the statement [`insert`] runs for each row.
+pub fn insert_sql(table: &str, columns: &str, tail: &str) -> String {
+    let values = vec!["?"; columns.split(',').count()].join(", ");
+    format!("INSERT INTO {table} ({columns}) VALUES ({values}) {tail}")
+}
+
 /// Runs `sql` (an INSERT of one row) once for each of `rows`, its values bound by `bind`, on
 /// `conn` within the caller's transaction. Returns how many rows it inserted (fewer than
 /// `rows` when the statement skips some, as `ON CONFLICT DO NOTHING` does).

@@ -129,9 +129,10 @@ async fn insert<R>(
     rows: &[(i64, R)],
     bind: fn(&R, &mut Row),
 ) -> Result<(), StoreError> {
-    let values = vec!["?"; 2 + columns.split(',').count()].join(", ");
-    let sql = format!(
-        "INSERT INTO {into} (device_id, seq, {columns}) VALUES ({values}) ON CONFLICT DO NOTHING"
+    let sql = direct::insert_sql(
+        &into,
+        &format!("device_id, seq, {columns}"),
+        "ON CONFLICT DO NOTHING",
     );
     direct::insert(tx, &sql, rows, |(id, r), row| {
         row.int(Some(*id));

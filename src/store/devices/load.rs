@@ -122,11 +122,10 @@ impl Load {
         // Each record bound through SQLite's C API, like its child rows (`store/direct.rs`).
         let inserted = direct::insert(
             &mut tx,
-            &format!(
-                "INSERT INTO main.pull_load_devices \
-                 (device_id, raw_hash, raw, first_seen, last_changed, {TYPED}) \
-                 VALUES ({}) ON CONFLICT (device_id) DO NOTHING",
-                vec!["?"; 5 + TYPED.split(',').count()].join(", ")
+            &direct::insert_sql(
+                "main.pull_load_devices",
+                &format!("device_id, raw_hash, raw, first_seen, last_changed, {TYPED}"),
+                "ON CONFLICT (device_id) DO NOTHING",
             ),
             &records,
             |(id, hash, raw, columns), row| {

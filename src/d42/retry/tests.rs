@@ -263,7 +263,19 @@ async fn retries_of_one_endpoint_warn_once_per_quiet_period() {
         .with_ansi(false)
         .with_writer(move || writer.clone())
         .finish();
+    // tracing caches each callsite's interest for the whole process, computed on the thread
+    // that reaches it first, and while one dispatcher is registered it asks only that thread's
+    // own: a sibling test's thread without a subscriber caches `never` for the retry WARN, and
+    // this test sees none (1 full run of the unit tests in 30). With a second dispatcher
+    // registered, interested in WARN, the interest is asked of every registered one.
+    let _anchor = tracing::Dispatch::new(
+        tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::WARN)
+            .with_writer(std::io::sink)
+            .finish(),
+    );
     let _guard = tracing::subscriber::set_default(subscriber);
+    tracing::callsite::rebuild_interest_cache();
     let retrier = retrier(2, 0);
     let pull = || async {
         let flaky = Flaky::new(2, unavailable(None));

@@ -327,6 +327,51 @@ async fn no_more_pages_are_in_flight_than_devices_concurrency() {
     assert_eq!(most_at_once, Some(3), "arrivals (ms): {ms:?}");
 }
 
+/// The `offset` of each device page the simulator was asked for, in the order asked.
+fn requested_offsets(env: &TestEnv) -> Vec<u64> {
+    env.sim
+        .requests()
+        .iter()
+        .filter(|r| r.path == DEVICES)
+        .filter_map(|r| {
+            r.query
+                .split('&')
+                .find_map(|kv| kv.strip_prefix("offset="))
+                .and_then(|v| v.parse().ok())
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_server_capping_limit_below_page_size_is_paged_at_its_cap() {
+    // "Enforce API GET Limits" at 40 while 100 are asked: the pages sent with the first one, at
+    // offsets planned for pages of 100, are thrown away and the rest go by 40.
+    let env = TestEnv::start(
+        SimConfig {
+            max_limit: 40,
+            ..sim(1_000)
+        },
+        "[devices]\npage_size = 100\nconcurrency = 4\ninclude_cols = \"in_service\"",
+    )
+    .await;
+    assert_eq!(pull(&env).await, Ok("ok"));
+    let db = env.db().await;
+    assert!(
+        stored_devices(&db).await == expected(&env),
+        "ids and raw records equal the simulator's"
+    );
+    db.close().await;
+    let offsets: BTreeSet<u64> = requested_offsets(&env).into_iter().collect();
+    // Pages of 40 that overlap by one, up to the one holding the last device, and the three
+    // sent early at offsets 99, 198 and 297.
+    let mut expected: BTreeSet<u64> = (0..)
+        .map(|k| k * 39)
+        .take_while(|o| o + 1 < 1_000)
+        .collect();
+    expected.extend([99, 198, 297]);
+    assert_eq!(offsets, expected);
+}
+
 #[tokio::test]
 async fn with_one_page_in_flight_pages_are_requested_in_offset_order() {
     // Records of one column beside the brief fields: the order of the requests is what counts.
@@ -338,18 +383,7 @@ async fn with_one_page_in_flight_pages_are_requested_in_offset_order() {
     // The binary, on its multi-threaded runtime, where tasks start in no particular order.
     let out = env.run(&["pull"]).await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out).1);
-    let offsets: Vec<u64> = env
-        .sim
-        .requests()
-        .iter()
-        .filter(|r| r.path == DEVICES)
-        .filter_map(|r| {
-            r.query
-                .split('&')
-                .find_map(|kv| kv.strip_prefix("offset="))
-                .and_then(|v| v.parse().ok())
-        })
-        .collect();
+    let offsets = requested_offsets(&env);
     // Pages of 100 that overlap by one: 0, 99, 198, ... up to the one holding the last device.
     let expected: Vec<u64> = (0..)
         .map(|k| k * 99)

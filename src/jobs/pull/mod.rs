@@ -25,6 +25,7 @@ mod pager;
 mod paging;
 mod report;
 mod walk;
+mod window;
 
 use super::{Outcome, RunReport, Start};
 use crate::config::DevicesSettings;

@@ -4,6 +4,7 @@
 //! pull got at the same place.
 
 use super::error::PullError;
+use super::window::Window;
 use crate::config::DevicesSettings;
 use crate::d42::{self, Client};
 use crate::device::DeviceColumns;
@@ -113,7 +114,7 @@ pub(super) struct FetchedItem {
 /// Received pages held beyond those in flight. A page is parsed, then waits for the pages before
 /// it to be staged; if it held its request slot meanwhile, every slow stage would idle the link.
 /// On a 200 ms link with 8 in flight, two such pages took a first load of 100 000 devices from
-/// 3.6 s to 3.2 s; each costs about 3 MB while the stage is behind (`bench/findings.md`).
+/// 3.6 s to 3.2 s (`bench/findings.md`). When the stage is behind, [`Window`] holds fewer.
 const RECEIVED_AHEAD: usize = 2;
 
 /// A page fetch running on its own task; dropping it aborts the fetch.
@@ -136,6 +137,8 @@ pub(super) struct Pager {
     in_flight: Arc<Semaphore>,
     /// Told when the page queued last has its slot.
     last: Arc<Mutex<Option<oneshot::Receiver<()>>>>,
+    /// The pages held by the pass, and how long fetches take.
+    window: Arc<Window>,
 }
 
 /// A page's place in the queue for request slots.
@@ -167,6 +170,7 @@ impl Pager {
             cancel: cancel.clone(),
             in_flight: Arc::new(Semaphore::new(settings.concurrency)),
             last: Arc::default(),
+            window: Arc::new(Window::new(settings.concurrency + RECEIVED_AHEAD)),
         }
     }
 
@@ -179,6 +183,11 @@ impl Pager {
     /// [`RECEIVED_AHEAD`] received ones that are being parsed or wait their turn.
     pub(super) fn lookahead(&self) -> usize {
         self.settings.concurrency + RECEIVED_AHEAD
+    }
+
+    /// The pages the pass holds: the stage releases each page it is done with.
+    pub(super) fn window(&self) -> &Window {
+        &self.window
     }
 
     /// Queues for a request slot: behind every page queued before, so pages are requested in
@@ -257,6 +266,7 @@ impl Pager {
         );
         let hash = xxhash_rust::xxh3::xxh3_128(&body.bytes);
         if let Some(page) = known.get(&(offset, limit)).filter(|page| page.hash == hash) {
+            self.window.fetched(started.elapsed());
             return Ok(FetchedPage {
                 offset,
                 asked: limit,
@@ -266,7 +276,9 @@ impl Pager {
                 content: PageContent::Known(*page, body),
             });
         }
-        parse(offset, limit, hash, body)
+        let page = parse(offset, limit, hash, body);
+        self.window.fetched(started.elapsed());
+        page
     }
 }
 

@@ -51,7 +51,9 @@ use crate::d42::Client;
 use crate::store::devices::PullStage;
 use futures::{FutureExt, StreamExt};
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 /// One pass over every page of `pass`'s listing into the (empty) stage; the number of devices
@@ -76,9 +78,13 @@ pub(super) async fn pull_once(
     } else {
         settings.concurrency as u64
     };
+    let window = pager.window();
     let mut early: HashMap<u64, Fetching> = (1..early_pages)
         .map(|k| k * advance_guess)
-        .map(|offset| (offset, pager.spawn(offset, asked)))
+        .map(|offset| {
+            window.hold();
+            (offset, pager.spawn(offset, asked))
+        })
         .collect();
     // Behind the early pages in the queue for slots, but there is one slot left for it.
     let first = pager.fetch(0, asked).await?;
@@ -93,7 +99,9 @@ pub(super) async fn pull_once(
     };
     let advance = if step > 1 { step - 1 } else { step };
     if step != asked {
-        early.clear();
+        for _ in early.drain() {
+            window.forget();
+        }
     }
     // Without `total_count` nothing is planned beyond the first page: the pages past the plan
     // are the whole listing.
@@ -105,25 +113,42 @@ pub(super) async fn pull_once(
     });
     // Each page is asked for at its planned offset less the shift the walk has measured by the
     // time the page is queued.
-    let shift = AtomicU64::new(0);
+    let shift = Arc::new(AtomicU64::new(0));
     let mut walk = Walk::new(stage, &pager, (step, plan.len() as u64 + 1), &shift);
+    let staging = Instant::now();
     walk.take(first, 0).await?;
+    window.staged(staging.elapsed());
     let last_planned = plan.last().copied().unwrap_or(0);
-    let mut pages = futures::stream::iter(plan)
-        .map(|nominal| {
-            let fetching = early.remove(&nominal).unwrap_or_else(|| {
-                let offset = nominal.saturating_sub(shift.load(Ordering::Relaxed));
-                pager.spawn(offset, step)
-            });
-            fetching.map(move |joined| (nominal, joined))
-        })
-        .buffered(pager.lookahead());
+    // A planned page is requested once the window has room for it (see `window`), at its
+    // offset less the shift measured by then.
+    let mut pages = Box::pin(
+        futures::stream::iter(plan)
+            .then(|nominal| {
+                let early = early.remove(&nominal);
+                let (pager, shift) = (pager.clone(), Arc::clone(&shift));
+                async move {
+                    let fetching = match early {
+                        Some(fetching) => fetching,
+                        None => {
+                            pager.window().admit().await;
+                            let offset = nominal.saturating_sub(shift.load(Ordering::Relaxed));
+                            pager.spawn(offset, step)
+                        }
+                    };
+                    (nominal, fetching)
+                }
+            })
+            .map(|(nominal, fetching)| fetching.map(move |joined| (nominal, joined)))
+            .buffered(pager.lookahead()),
+    );
     while !walk.ended() {
         let Some((nominal, joined)) = pages.next().await else {
             break;
         };
         let page = joined.map_err(|e| PullError::Task(e.to_string()))??;
+        let staging = Instant::now();
         walk.take(page, nominal).await?;
+        window.release(staging.elapsed());
     }
     // Pages planned past the end are not needed: dropping them aborts their requests.
     drop(pages);

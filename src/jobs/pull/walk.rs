@@ -318,6 +318,7 @@ impl<'a> Walk<'a> {
             offset = page.offset,
             rows = rows.len(),
             ms = started.elapsed().as_millis() as u64,
+            window = self.pager.window().limit(),
             "page staged"
         );
         if inserted < rows.len() as u64 {

@@ -327,6 +327,43 @@ async fn no_more_pages_are_in_flight_than_devices_concurrency() {
     assert_eq!(most_at_once, Some(3), "arrivals (ms): {ms:?}");
 }
 
+#[tokio::test]
+async fn four_record_pages_at_most_go_out_with_the_first_and_id_pages_take_every_slot() {
+    let env = TestEnv::start(
+        sim(3_000),
+        "[devices]\npage_size = 100\nconcurrency = 8\ninclude_cols = \"in_service\"",
+    )
+    .await;
+    let delay = Duration::from_millis(300);
+    env.sim.set_page_delay(delay);
+    assert_eq!(pull(&env).await, Ok("ok"), "a full pull of records");
+    assert_eq!(
+        pull(&env).await,
+        Ok("ok"),
+        "an incremental pull: the id list first"
+    );
+    // Each page is answered `delay` after it arrives, and no page past those sent early can be
+    // planned before the first one is answered: the pages arriving within `delay` of the first
+    // went out with it.
+    let sent_with_the_first = |records: bool| {
+        let arrivals: Vec<_> = env
+            .sim
+            .requests()
+            .into_iter()
+            .filter(|r| r.path == DEVICES && r.query.contains("include_cols") == records)
+            .map(|r| r.at)
+            .collect();
+        assert!(arrivals.len() > 30, "{} pages", arrivals.len());
+        let window = delay - Duration::from_millis(50);
+        arrivals
+            .iter()
+            .filter(|at| at.duration_since(arrivals[0]) < window)
+            .count()
+    };
+    assert_eq!(sent_with_the_first(true), 4, "pages of records");
+    assert_eq!(sent_with_the_first(false), 8, "pages of ids");
+}
+
 /// The `offset` of each device page the simulator was asked for, in the order asked.
 fn requested_offsets(env: &TestEnv) -> Vec<u64> {
     env.sim

@@ -6,9 +6,10 @@
 //! one page's fetch: `fetch time / stage time` of them. The window follows both times as the
 //! pass goes and lets a page be requested only while fewer than that many (plus `SPARE`) are
 //! held, never more than the pager's lookahead. Against a fast appliance, where the stage is
-//! the bottleneck, a first load of 100 000 devices then holds 4 to 5 pages instead of 10 (peak
-//! RSS 81-84 -> 59-61 MiB, wall time unchanged); on a slow link the window opens to the
-//! lookahead, as if it were not there (`bench/findings.md`).
+//! the bottleneck, a first load of 100 000 devices then holds 5 to 7 pages instead of 10 (peak
+//! RSS 80-84 -> 59-63 MiB, wall time unchanged; the rest of that peak was the pages sent with
+//! the first one, see `paging`); on a slow link the window opens to the lookahead, as if it were
+//! not there (`bench/findings.md`).
 
 use std::sync::Mutex;
 use std::time::Duration;

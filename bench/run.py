@@ -278,8 +278,10 @@ def pull_scenario(bins, name, devices, runs, *, page_delay=None, repull=False, i
         log(f"{name}: warmed up ({warm['pages']} pages in {warm['wall']:.2f} s)")
         if insert_floor:
             # The records alone (the floor), then with their child rows (what storing
-            # the child tables costs SQLite itself).
-            for key, extra in (("floor_ins", []), ("floor_ins_children", ["--children"])):
+            # the child tables costs SQLite itself), then with the unset custom fields as key
+            # lists instead of rows (what a sparse layout of them would cost).
+            for key, extra in (("floor_ins", []), ("floor_ins_children", ["--children"]),
+                               ("floor_ins_sparse", ["--children", "--sparse-custom-fields"])):
                 _, _, text, written = measure([bins.floor_insert, "--base-url", sim.base_url, "--db",
                                                scratch / "floor.db", "--repeat", str(runs), *extra],
                                               scratch / f"{key}.log")
@@ -292,6 +294,8 @@ def pull_scenario(bins, name, devices, runs, *, page_delay=None, repull=False, i
                 res["record_bytes"] = round(out["bytes"] / max(out["rows"], 1))
                 if extra:
                     res["child_rows"] = out["child_rows"]
+                if "stored_child_rows" in out and "--sparse-custom-fields" in extra:
+                    res["sparse_child_rows"] = out["stored_child_rows"]
                 log(f"{name}: {key} {out['seconds']} s, of which commit {out['commit_seconds']} s "
                     f"({res['record_bytes']} B/record, {out['child_rows']} child rows)")
         for i in range(runs):
@@ -487,6 +491,14 @@ def report(results, p, argv):
             add(f"| reference: empty-db pull {pull['devices']:,} vs the insert floor with child rows: "
                 f"time, bytes written, size | {d / fch:.2f}x, {written / fch_written:.2f}x, {size / fch_size:.2f}x "
                 f"| — | reference |")
+        fsp = med(pull.get("floor_ins_sparse") or [])
+        if fsp is not None and fins and None not in (floor_written, floor_size):
+            fsp_written = med(pull.get("floor_ins_sparse_written") or [])
+            fsp_size = med(pull.get("floor_ins_sparse_db_bytes") or [])
+            add(f"| reference: insert floor with the child rows, unset custom fields as key lists "
+                f"({pull.get('sparse_child_rows', 0):,} rows) vs the insert floor: time ({fmt(fsp)} s), "
+                f"bytes written ({mib(fsp_written)}), size ({mib(fsp_size)}) "
+                f"| {fsp / fins:.2f}x, {fsp_written / floor_written:.2f}x, {fsp_size / floor_size:.2f}x | — | reference |")
         full, again = med(pull["d42"], "downloaded"), med(pull["repull"], "downloaded")
         if full and again is not None:
             r = again / full
@@ -533,13 +545,15 @@ def report(results, p, argv):
     for key, res in results.items():
         add(f"- **{key}**: " + ", ".join(
             f"{k}=" + str(res[k])
-            for k in ("devices", "buildings", "pages_floor", "record_bytes", "child_rows", "load_before",
+            for k in ("devices", "buildings", "pages_floor", "record_bytes", "child_rows", "sparse_child_rows",
+                      "load_before",
                       "load_after")
             if k in res)
             + (f", simulator peak RSS {res['sim_rss']:.0f} MiB" if "sim_rss" in res else ""))
         for m in ("floor_dl", "floor_ins", "floor_ins_commit", "floor_ins_written", "floor_ins_db_bytes",
                   "floor_ins_children", "floor_ins_children_commit", "floor_ins_children_written",
-                  "floor_ins_children_db_bytes",
+                  "floor_ins_children_db_bytes", "floor_ins_sparse", "floor_ins_sparse_commit",
+                  "floor_ins_sparse_written", "floor_ins_sparse_db_bytes",
                   "baseline", "baseline_repull", "d42", "repull"):
             samples = res.get(m) or []
             if not samples:

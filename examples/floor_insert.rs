@@ -15,14 +15,23 @@
 //! here), in the same transaction and in the same multi-row way: the floor of storing what the
 //! child tables require, beside the floor of the records alone.
 //!
+//! With `--sparse-custom-fields` as well, a custom field that is defined but not set (value
+//! null, notes `""`: nearly all of them in real records) is not a row: each distinct list of a
+//! record's custom-field keys is stored once (`custom_field_layouts`, the `(seq, key)` pairs as
+//! JSON) and each device names its list (`device_custom_field_layouts`), and only the entries
+//! that differ from unset are rows of `device_custom_fields`. A view could give readers every
+//! entry back; this measures what such a layout would cost to store.
+//!
 //! ```text
 //! cargo run --release --example floor_insert -- --base-url http://127.0.0.1:PORT \
 //!     --db /tmp/floor.db [--endpoint /api/1.0/devices/all/] [--rows-per-insert 500] [--repeat 3] \
-//!     [--children]
+//!     [--children [--sparse-custom-fields]]
 //! ```
 //!
-//! Prints one JSON line: `{"rows": .., "bytes": .., "child_rows": .., "seconds": [..],
-//! "commit_seconds": [..], "db_bytes": [..]}` (`child_rows` 0 without `--children`): for each repetition (each into a fresh database, removed afterwards) the
+//! Prints one JSON line: `{"rows": .., "bytes": .., "child_rows": .., "stored_child_rows": ..,
+//! "seconds": [..], "commit_seconds": [..], "db_bytes": [..]}` (`child_rows` 0 without
+//! `--children`; `stored_child_rows` fewer with `--sparse-custom-fields`): for each repetition
+//! (each into a fresh database, removed afterwards) the
 //! seconds of insert + commit, of the commit alone, and the size of the database files once
 //! closed (the table that holds each raw record once, which the product's database is measured
 //! against).
@@ -56,6 +65,8 @@ struct Options {
     repeat: usize,
     /// Store the records' child rows too.
     children: bool,
+    /// Store unset custom fields as one key list per distinct list, not as rows.
+    sparse: bool,
 }
 
 fn options() -> anyhow::Result<Options> {
@@ -66,11 +77,16 @@ fn options() -> anyhow::Result<Options> {
         rows_per_insert: 500,
         repeat: 1,
         children: false,
+        sparse: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         if flag == "--children" {
             o.children = true;
+            continue;
+        }
+        if flag == "--sparse-custom-fields" {
+            o.sparse = true;
             continue;
         }
         let value = args
@@ -89,6 +105,9 @@ fn options() -> anyhow::Result<Options> {
     }
     if o.base_url.is_empty() || o.db.as_os_str().is_empty() {
         bail!("--base-url and --db are required");
+    }
+    if o.sparse && !o.children {
+        bail!("--sparse-custom-fields goes with --children");
     }
     if o.rows_per_insert == 0 || o.repeat == 0 {
         bail!("--rows-per-insert and --repeat must be at least 1");
@@ -112,15 +131,26 @@ async fn main() -> anyhow::Result<()> {
                 + c.aliases().len()
         })
         .sum();
+    let stored_child_rows = if o.sparse {
+        let unset = records
+            .iter()
+            .filter_map(|r| r.children.as_ref())
+            .flat_map(|c| c.custom_fields())
+            .filter(|f| f.value.is_none() && f.notes == Some(""))
+            .count();
+        child_rows - unset
+    } else {
+        child_rows
+    };
     let (mut seconds, mut commit, mut sizes) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..o.repeat {
-        let inserted = insert_all(&o.db, &records, o.rows_per_insert).await?;
+        let inserted = insert_all(&o.db, &records, o.rows_per_insert, o.sparse).await?;
         seconds.push(format!("{:.3}", inserted.seconds));
         commit.push(format!("{:.3}", inserted.commit_seconds));
         sizes.push(inserted.db_bytes.to_string());
     }
     println!(
-        r#"{{"rows": {}, "bytes": {bytes}, "child_rows": {child_rows}, "seconds": [{}], "commit_seconds": [{}], "db_bytes": [{}]}}"#,
+        r#"{{"rows": {}, "bytes": {bytes}, "child_rows": {child_rows}, "stored_child_rows": {stored_child_rows}, "seconds": [{}], "commit_seconds": [{}], "db_bytes": [{}]}}"#,
         records.len(),
         seconds.join(", "),
         commit.join(", "),
@@ -155,6 +185,13 @@ enum Cell<'a> {
     Text(Option<&'a str>),
 }
 
+/// The tables of `--sparse-custom-fields`: each distinct key list once, and each device's.
+const LAYOUT_TABLES: [&str; 2] = [
+    "CREATE TABLE custom_field_layouts (id INTEGER PRIMARY KEY, keys TEXT NOT NULL UNIQUE)",
+    "CREATE TABLE device_custom_field_layouts (device_id INTEGER PRIMARY KEY, \
+     layout_id INTEGER NOT NULL)",
+];
+
 /// The child tables as the product's migration creates them, less their secondary indexes.
 const CHILD_TABLES: [&str; 5] = [
     "CREATE TABLE device_ips (device_id INTEGER NOT NULL, seq INTEGER NOT NULL, ip TEXT, \
@@ -170,11 +207,12 @@ const CHILD_TABLES: [&str; 5] = [
 ];
 
 /// Inserts `records` (and their child rows, when they carry them) into a fresh database at
-/// `path` (removed before and after).
+/// `path` (removed before and after); unset custom fields as key lists when `sparse`.
 async fn insert_all(
     path: &Path,
     records: &[Record],
     rows_per_insert: usize,
+    sparse: bool,
 ) -> anyhow::Result<Inserted> {
     remove_db(path)?;
     let mut db = SqliteConnectOptions::new()
@@ -198,18 +236,39 @@ async fn insert_all(
             sqlx::query(create).execute(&mut db).await?;
         }
     }
+    if sparse {
+        for create in LAYOUT_TABLES {
+            sqlx::query(create).execute(&mut db).await?;
+        }
+    }
     // Rows built before the clock starts: the floor times SQLite, not the building of rows.
     let devices: Vec<Vec<Cell>> = records
         .iter()
         .map(|r| vec![Cell::Int(Some(r.device_id)), Cell::Text(Some(&r.raw))])
         .collect();
-    let child_rows = child_rows(&children);
+    let (child_rows, layouts) = child_rows(&children, sparse);
+    let layout_rows: Vec<Vec<Cell>> = layouts
+        .0
+        .iter()
+        .map(|(id, keys)| vec![Cell::Int(Some(*id)), Cell::Text(Some(keys))])
+        .collect();
+    let device_layout_rows: Vec<Vec<Cell>> = layouts
+        .1
+        .iter()
+        .map(|(device, layout)| vec![Cell::Int(Some(*device)), Cell::Int(Some(*layout))])
+        .collect();
 
     let started = Instant::now();
     let mut tx = db.begin().await?;
     insert_rows(&mut tx, "devices (id, raw)", &devices, rows_per_insert).await?;
     for (table, rows) in &child_rows {
         insert_rows_directly(&mut tx, table, rows).await?;
+    }
+    if sparse {
+        let into = "custom_field_layouts (id, keys)";
+        insert_rows_directly(&mut tx, into, &layout_rows).await?;
+        let into = "device_custom_field_layouts (device_id, layout_id)";
+        insert_rows_directly(&mut tx, into, &device_layout_rows).await?;
     }
     let inserted = started.elapsed().as_secs_f64();
     tx.commit().await?;
@@ -228,14 +287,25 @@ async fn insert_all(
     })
 }
 
-/// Each child table (as `name (columns)`) with its rows, in device order.
+/// The distinct custom-field key lists (id, JSON of `[seq, key]` pairs), and each device's.
+type Layouts = (Vec<(i64, String)>, Vec<(i64, i64)>);
+
+/// Tables (as `name (columns)`) with their rows.
+type TableRows<'a> = Vec<(&'static str, Vec<Vec<Cell<'a>>>)>;
+
+/// Each child table (as `name (columns)`) with its rows, in device order; with `sparse`, only
+/// the custom fields that are set (value not null or notes not `""`) are rows, and the key lists
+/// come beside them.
 fn child_rows<'a>(
     children: &[(i64, &'a DeviceChildren)],
-) -> Vec<(&'static str, Vec<Vec<Cell<'a>>>)> {
+    sparse: bool,
+) -> (TableRows<'a>, Layouts) {
     let (mut ips, mut macs, mut tags, mut fields, mut aliases) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    for &(id, c) in children {
-        let id = Cell::Int(Some(id));
+    let mut layout_ids: std::collections::HashMap<String, i64> = std::collections::HashMap::new();
+    let mut layouts: Layouts = (Vec::new(), Vec::new());
+    for &(device, c) in children {
+        let id = Cell::Int(Some(device));
         for r in c.ips() {
             ips.push(vec![
                 id,
@@ -260,7 +330,20 @@ fn child_rows<'a>(
         for r in c.tags() {
             tags.push(vec![id, Cell::Int(Some(r.seq)), Cell::Text(Some(r.text))]);
         }
+        if sparse {
+            let keys: Vec<(i64, &str)> = c.custom_fields().map(|r| (r.seq, r.key)).collect();
+            let keys = serde_json::to_string(&keys).expect("a list of pairs serialises");
+            let next = layout_ids.len() as i64 + 1;
+            let layout = *layout_ids.entry(keys.clone()).or_insert_with(|| {
+                layouts.0.push((next, keys));
+                next
+            });
+            layouts.1.push((device, layout));
+        }
         for r in c.custom_fields() {
+            if sparse && r.value.is_none() && r.notes == Some("") {
+                continue;
+            }
             fields.push(vec![
                 id,
                 Cell::Int(Some(r.seq)),
@@ -273,7 +356,7 @@ fn child_rows<'a>(
             aliases.push(vec![id, Cell::Int(Some(r.seq)), Cell::Text(Some(r.text))]);
         }
     }
-    vec![
+    let tables = vec![
         (
             "device_ips (device_id, seq, ip, label, subnet, mac, type)",
             ips,
@@ -288,7 +371,8 @@ fn child_rows<'a>(
             fields,
         ),
         ("device_aliases (device_id, seq, alias)", aliases),
-    ]
+    ];
+    (tables, layouts)
 }
 
 /// Inserts `rows` into `into` (`table (columns)`) with multi-row INSERTs of `per_insert` rows,

@@ -77,13 +77,10 @@ impl Load {
         sqlx::query("PRAGMA wal_autocheckpoint = 0")
             .execute(&mut *conn)
             .await?;
-        // A load stages no TEMP table: its temp storage holds only the sorts of the indexes the
-        // apply builds (and statement journals, which its single-row INSERTs do not need).
-        // Kept in memory, they spare a first load of 100 000 devices about 10 MiB of file
-        // writes (`bench/findings.md`).
-        sqlx::query("PRAGMA temp_store = MEMORY")
-            .execute(&mut *conn)
-            .await?;
+        // Its temp storage stays in files (`temp_store = FILE`, as on every connection): it
+        // holds the sorts of the indexes the apply builds, which grow with the inventory. In
+        // memory they spared a first load of 100 000 devices about 10 MiB of file writes, but
+        // took the peak RSS of one of 400 000 from 56-57 to 68-71 MiB (`bench/findings.md`).
         legacy_renames(conn, true).await?;
         Ok(Some(Self {
             checkpointer,

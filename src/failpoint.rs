@@ -1,9 +1,9 @@
-//! Named crash points for the crash tests.
+//! Named crash points for the crash tests, and a few named delays.
 //!
 //! With the `failpoints` feature (turned on for the tests only, through the crate's
 //! dev-dependency on itself), when `D42SYNC_FAILPOINT` names a point, the process aborts there,
-//! as a power cut or SIGKILL would stop it at the worst moment. Without the feature, as in every
-//! build that ships, the points compile to nothing.
+//! as a power cut or SIGKILL would stop it at the worst moment (or, at a delay point, waits
+//! there). Without the feature, as in every build that ships, the points compile to nothing.
 
 #[cfg(feature = "failpoints")]
 mod armed {
@@ -29,10 +29,21 @@ mod armed {
             std::thread::sleep(std::time::Duration::from_secs(3600));
         }
     }
+
+    /// Waits [`super::DELAY`] if `name` is the armed failpoint: a slow step, not a crash.
+    pub async fn delay(name: &str) {
+        if ARMED.as_deref() == Some(name) {
+            tokio::time::sleep(super::DELAY).await;
+        }
+    }
 }
 
+/// How long a delay point waits when armed.
 #[cfg(feature = "failpoints")]
-pub use armed::{hit, stall};
+const DELAY: std::time::Duration = std::time::Duration::from_millis(50);
+
+#[cfg(feature = "failpoints")]
+pub use armed::{delay, hit, stall};
 
 /// Nothing: crash points exist only in test builds.
 #[cfg(not(feature = "failpoints"))]
@@ -43,3 +54,8 @@ pub fn hit(_name: &str) {}
 #[cfg(not(feature = "failpoints"))]
 #[inline(always)]
 pub fn stall(_name: &str, _started_at_unix: i64) {}
+
+/// Nothing: delay points exist only in test builds.
+#[cfg(not(feature = "failpoints"))]
+#[inline(always)]
+pub async fn delay(_name: &str) {}

@@ -2,7 +2,7 @@
 //! mass-deletion guard, reader consistency, and SIGKILL at random moments.
 
 use crate::helpers::{
-    TestEnv, checksum, count, devices_checksum, last_run, log_lines, stored_devices, text,
+    TestEnv, checksum, count, devices_checksum, last_run, log_lines, output, stored_devices, text,
 };
 use d42sim::{Drift, Fault, FaultRule, SimConfig};
 use d42sync::jobs::pull::{self, PullOptions};
@@ -362,6 +362,36 @@ async fn four_record_pages_at_most_go_out_with_the_first_and_id_pages_take_every
     };
     assert_eq!(sent_with_the_first(true), 4, "pages of records");
     assert_eq!(sent_with_the_first(false), 8, "pages of ids");
+}
+
+#[tokio::test]
+async fn a_pull_whose_stage_is_slower_than_its_pages_holds_fewer_of_them() {
+    let env = TestEnv::start(
+        sim(3_000),
+        "[devices]\npage_size = 100\nconcurrency = 8\ninclude_cols = \"in_service\"",
+    )
+    .await;
+    // Each planned page's stage takes 50 ms more; the simulator answers at once.
+    let out = output({
+        let mut cmd = env.command(&["pull"]);
+        cmd.env("D42SYNC_FAILPOINT", "pull.slow_stage")
+            .env("D42SYNC_LOG__LEVEL", "info,d42sync=trace");
+        cmd
+    })
+    .await;
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    let windows: Vec<u64> = log_lines(&stderr, "TRACE")
+        .into_iter()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|l| l["message"] == "page staged")
+        .filter_map(|l| l["window"].as_u64())
+        .collect();
+    assert!(windows.len() > 30, "{} pages staged", windows.len());
+    // The lookahead (8 in flight and 2 received) until the stage and fetch times are known, then
+    // the pages that cover one page's fetch plus three: far fewer while the stage is slow.
+    assert_eq!(windows[0], 10, "{windows:?}");
+    assert!(windows[2..].iter().all(|w| *w < 8), "{windows:?}");
 }
 
 /// The `offset` of each device page the simulator was asked for, in the order asked.

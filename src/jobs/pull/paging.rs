@@ -159,6 +159,7 @@ pub(super) async fn pull_once(
         };
         let page = joined.map_err(|e| PullError::Task(e.to_string()))??;
         let staging = Instant::now();
+        crate::failpoint::delay("pull.slow_stage").await;
         walk.take(page, nominal).await?;
         window.release(staging.elapsed());
     }

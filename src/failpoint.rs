@@ -31,9 +31,12 @@ mod armed {
     }
 
     /// Waits [`super::DELAY`] if `name` is the armed failpoint: a slow step, not a crash.
-    pub async fn delay(name: &str) {
-        if ARMED.as_deref() == Some(name) {
-            tokio::time::sleep(super::DELAY).await;
+    pub fn delay(name: &str) -> impl Future<Output = ()> + use<> {
+        let armed = ARMED.as_deref() == Some(name);
+        async move {
+            if armed {
+                tokio::time::sleep(super::DELAY).await;
+            }
         }
     }
 }
@@ -55,7 +58,10 @@ pub fn hit(_name: &str) {}
 #[inline(always)]
 pub fn stall(_name: &str, _started_at_unix: i64) {}
 
-/// Nothing: delay points exist only in test builds.
+/// Nothing: delay points exist only in test builds. Not an `async fn`, whose future would
+/// leave a symbol of this module in the shipped binary.
 #[cfg(not(feature = "failpoints"))]
 #[inline(always)]
-pub async fn delay(_name: &str) {}
+pub fn delay(_name: &str) -> std::future::Ready<()> {
+    std::future::ready(())
+}

@@ -37,7 +37,7 @@
 //! against).
 
 use anyhow::{Context, bail};
-use d42sync::device::children::DeviceChildren;
+use d42sync::device::children::{CustomField, DeviceChildren};
 use secrecy::ExposeSecret;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 use sqlx::{ConnectOptions, Connection};
@@ -136,7 +136,7 @@ async fn main() -> anyhow::Result<()> {
             .iter()
             .filter_map(|r| r.children.as_ref())
             .flat_map(|c| c.custom_fields())
-            .filter(|f| f.value.is_none() && f.notes == Some(""))
+            .filter(is_unset)
             .count();
         child_rows - unset
     } else {
@@ -287,6 +287,12 @@ async fn insert_all(
     })
 }
 
+/// A custom field defined but not set, as Device42 sends nearly all of them: value null, notes
+/// `""`. With `--sparse-custom-fields` it is not a row.
+fn is_unset(field: &CustomField<'_>) -> bool {
+    field.value.is_none() && field.notes == Some("")
+}
+
 /// The distinct custom-field key lists (id, JSON of `[seq, key]` pairs), and each device's.
 type Layouts = (Vec<(i64, String)>, Vec<(i64, i64)>);
 
@@ -341,7 +347,7 @@ fn child_rows<'a>(
             layouts.1.push((device, layout));
         }
         for r in c.custom_fields() {
-            if sparse && r.value.is_none() && r.notes == Some("") {
+            if sparse && is_unset(&r) {
                 continue;
             }
             fields.push(vec![

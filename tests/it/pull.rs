@@ -327,13 +327,19 @@ async fn no_more_pages_are_in_flight_than_devices_concurrency() {
     assert_eq!(most_at_once, Some(3), "arrivals (ms): {ms:?}");
 }
 
-#[tokio::test]
-async fn four_record_pages_at_most_go_out_with_the_first_and_id_pages_take_every_slot() {
-    let env = TestEnv::start(
+/// 3 000 devices in pages of 100 with 8 in flight: thirty pages, enough for the window and
+/// the pages sent with the first to show. Records of one column beside the brief fields.
+async fn thirty_pages_eight_in_flight() -> TestEnv {
+    TestEnv::start(
         sim(3_000),
         "[devices]\npage_size = 100\nconcurrency = 8\ninclude_cols = \"in_service\"",
     )
-    .await;
+    .await
+}
+
+#[tokio::test]
+async fn four_record_pages_at_most_go_out_with_the_first_and_id_pages_take_every_slot() {
+    let env = thirty_pages_eight_in_flight().await;
     let delay = Duration::from_millis(300);
     env.sim.set_page_delay(delay);
     assert_eq!(pull(&env).await, Ok("ok"), "a full pull of records");
@@ -366,11 +372,7 @@ async fn four_record_pages_at_most_go_out_with_the_first_and_id_pages_take_every
 
 #[tokio::test]
 async fn a_pull_whose_stage_is_slower_than_its_pages_holds_fewer_of_them() {
-    let env = TestEnv::start(
-        sim(3_000),
-        "[devices]\npage_size = 100\nconcurrency = 8\ninclude_cols = \"in_service\"",
-    )
-    .await;
+    let env = thirty_pages_eight_in_flight().await;
     // Each planned page's stage takes 50 ms more; the simulator answers at once.
     let out = output({
         let mut cmd = env.command(&["pull"]);

@@ -83,7 +83,8 @@ impl Window {
         self.state().held += 1;
     }
 
-    /// Stops counting a page requested without waiting that the pass will not take.
+    /// Stops counting a held page: one the stage is done with, or one requested without
+    /// waiting that the pass will not take.
     pub(super) fn forget(&self) {
         {
             let mut state = self.state();
@@ -108,7 +109,7 @@ impl Window {
 
     /// A held page is staged (or dropped): `staged` is how long its stage took.
     pub(super) fn release(&self, staged: Duration) {
-        self.state().held -= 1;
+        self.forget();
         self.staged(staged);
     }
 

@@ -6,7 +6,7 @@
 //! one page's fetch: `fetch time / stage time` of them. The window follows both times as the
 //! pass goes and lets a page be requested only while fewer than that many (plus `SPARE`) are
 //! held, never more than the pager's lookahead. Against a fast appliance, where the stage is
-//! the bottleneck, a first load of 100 000 devices then holds 5 to 7 pages instead of 10 (peak
+//! the bottleneck, a first load of 100 000 devices then held 5 to 7 pages instead of 10 (peak
 //! RSS 80-84 -> 59-63 MiB, wall time unchanged; the rest of that peak was the pages sent with
 //! the first one, see `paging`); on a slow link the window opens to the lookahead, as if it were
 //! not there (`bench/findings.md`).
@@ -15,9 +15,12 @@ use std::sync::Mutex;
 use std::time::Duration;
 use tokio::sync::Notify;
 
-/// Pages held beyond those that cover a fetch: the one being staged and two spare. With one
-/// spare, a first load on a 200 ms link took 3-7% longer (`bench/findings.md`).
-const SPARE: usize = 3;
+/// Pages held beyond those that cover a fetch: the one being staged and one spare. Since custom
+/// fields are stored sparsely a page stages in about a third of its fetch, so the window of a
+/// fast appliance is set by this spare: with three, a first load of 100 000 devices peaked at
+/// 58-69 MiB, with two at 51-55 MiB, wall time the same; on a 200 ms link the window is the
+/// lookahead either way (`bench/findings.md`).
+const SPARE: usize = 2;
 
 /// Weight of the newest sample in each running average.
 const NEWEST: f64 = 0.25;

@@ -1,5 +1,6 @@
 //! The child tables of `devices` (`device_ips`, `device_macs`, `device_tags`,
-//! `device_custom_fields`, `device_aliases`): their rows are written with the records they come
+//! `device_custom_fields` as `device_custom_field_entries` and `device_custom_field_layouts`,
+//! [`super::layouts`], `device_aliases`): their rows are written with the records they come
 //! from, in the same transactions, so a reader never sees a device without its children or
 //! children without their device.
 //!
@@ -9,6 +10,7 @@
 //! page and swapped in by rename with `pull_load_devices` ([`super::swap`]). The rows themselves
 //! are derived when a record is parsed ([`crate::device::children`]).
 
+use super::layouts::{Layouts, is_unset};
 use super::rows::StageRow;
 use super::swap::{Definition, create_load_table, definition, swap_in};
 use crate::device::children::{CustomField, DeviceChildren, Ip, Mac, Text};
@@ -16,8 +18,8 @@ use crate::store::direct::{self, Row};
 use crate::store::{StoreError, begin_immediate};
 use sqlx::SqliteConnection;
 
-/// A child table: its name, its staging tables' names, and its columns after `device_id, seq`
-/// in the order rows bind them.
+/// A child table: its name, its staging tables' names, and its columns after `device_id` in
+/// the order rows bind them.
 struct Table {
     /// The table in the main database.
     name: &'static str,
@@ -25,43 +27,69 @@ struct Table {
     stage: &'static str,
     /// Its load table in the main database (first load).
     load: &'static str,
-    /// Its value columns.
+    /// Its columns after `device_id`.
     columns: &'static str,
+    /// Its primary key.
+    key: &'static str,
 }
+
+/// The primary key of a table with a row per list entry.
+const PER_ENTRY: &str = "device_id, seq";
 
 const IPS: Table = Table {
     name: "device_ips",
     stage: "pull_stage_device_ips",
     load: "pull_load_device_ips",
-    columns: "ip, label, subnet, mac, type",
+    columns: "seq, ip, label, subnet, mac, type",
+    key: PER_ENTRY,
 };
 const MACS: Table = Table {
     name: "device_macs",
     stage: "pull_stage_device_macs",
     load: "pull_load_device_macs",
-    columns: "mac, port, port_name, vlan",
+    columns: "seq, mac, port, port_name, vlan",
+    key: PER_ENTRY,
 };
 const TAGS: Table = Table {
     name: "device_tags",
     stage: "pull_stage_device_tags",
     load: "pull_load_device_tags",
-    columns: "tag",
+    columns: "seq, tag",
+    key: PER_ENTRY,
 };
-const CUSTOM_FIELDS: Table = Table {
-    name: "device_custom_fields",
-    stage: "pull_stage_device_custom_fields",
-    load: "pull_load_device_custom_fields",
-    columns: "key, value, notes",
+/// The custom fields that are not unset (see [`super::layouts`]).
+const CUSTOM_FIELD_ENTRIES: Table = Table {
+    name: "device_custom_field_entries",
+    stage: "pull_stage_device_custom_field_entries",
+    load: "pull_load_device_custom_field_entries",
+    columns: "seq, key, value, notes",
+    key: PER_ENTRY,
+};
+/// Each device's list of custom-field keys (see [`super::layouts`]).
+const CUSTOM_FIELD_LAYOUTS: Table = Table {
+    name: "device_custom_field_layouts",
+    stage: "pull_stage_device_custom_field_layouts",
+    load: "pull_load_device_custom_field_layouts",
+    columns: "layout_id",
+    key: "device_id",
 };
 const ALIASES: Table = Table {
     name: "device_aliases",
     stage: "pull_stage_device_aliases",
     load: "pull_load_device_aliases",
-    columns: "alias",
+    columns: "seq, alias",
+    key: PER_ENTRY,
 };
 
 /// Every child table.
-const TABLES: [&Table; 5] = [&IPS, &MACS, &TAGS, &CUSTOM_FIELDS, &ALIASES];
+const TABLES: [&Table; 6] = [
+    &IPS,
+    &MACS,
+    &TAGS,
+    &CUSTOM_FIELD_ENTRIES,
+    &CUSTOM_FIELD_LAYOUTS,
+    &ALIASES,
+];
 
 /// Where a pull's child rows wait for its apply.
 #[derive(Debug, Clone, Copy)]
@@ -88,6 +116,7 @@ pub(super) async fn stage(
     tx: &mut SqliteConnection,
     staging: Staging,
     rows: &[StageRow<'_>],
+    layouts: &mut Layouts,
 ) -> Result<(), StoreError> {
     let records: Vec<(i64, &DeviceChildren)> = rows
         .iter()
@@ -103,8 +132,16 @@ pub(super) async fn stage(
     insert(tx, into(&MACS), &macs, bind_mac).await?;
     let tags = of_each(&records, DeviceChildren::tags);
     insert(tx, into(&TAGS), &tags, bind_text).await?;
-    let fields = of_each(&records, DeviceChildren::custom_fields);
-    insert(tx, into(&CUSTOM_FIELDS), &fields, bind_field).await?;
+    let fields = of_each(&records, |c| c.custom_fields().filter(|f| !is_unset(f)));
+    insert(tx, into(&CUSTOM_FIELD_ENTRIES), &fields, bind_field).await?;
+    let lists: Vec<(i64, i64)> = records
+        .iter()
+        .filter_map(|(id, children)| Some((*id, layouts.id_of(children)?)))
+        .collect();
+    insert(tx, into(&CUSTOM_FIELD_LAYOUTS), &lists, |id, row| {
+        row.int(Some(*id));
+    })
+    .await?;
     let aliases = of_each(&records, DeviceChildren::aliases);
     insert(tx, into(&ALIASES), &aliases, bind_text).await
 }
@@ -112,7 +149,7 @@ pub(super) async fn stage(
 /// The rows `list` gives for each of `records`, with their device's id.
 fn of_each<'a, R, I: Iterator<Item = R>>(
     records: &[(i64, &'a DeviceChildren)],
-    list: fn(&'a DeviceChildren) -> I,
+    list: impl Fn(&'a DeviceChildren) -> I,
 ) -> Vec<(i64, R)> {
     records
         .iter()
@@ -131,7 +168,7 @@ async fn insert<R>(
 ) -> Result<(), StoreError> {
     let sql = direct::insert_sql(
         &into,
-        &format!("device_id, seq, {columns}"),
+        &format!("device_id, {columns}"),
         "ON CONFLICT DO NOTHING",
     );
     direct::insert(tx, &sql, rows, |(id, r), row| {
@@ -175,9 +212,9 @@ pub(super) async fn clear_stage(conn: &mut SqliteConnection) -> Result<(), Store
     for table in TABLES {
         let stage = Staging::Temp.of(table);
         let create = format!(
-            "CREATE TEMP TABLE IF NOT EXISTS {} (device_id INTEGER NOT NULL, seq INTEGER NOT NULL, \
-             {}, PRIMARY KEY (device_id, seq)) WITHOUT ROWID",
-            table.stage, table.columns
+            "CREATE TEMP TABLE IF NOT EXISTS {} (device_id INTEGER NOT NULL, {}, \
+             PRIMARY KEY ({})) WITHOUT ROWID",
+            table.stage, table.columns, table.key
         );
         sqlx::query(&create).execute(&mut *conn).await?;
         sqlx::query(&format!("DELETE FROM {stage}"))
@@ -237,8 +274,8 @@ pub(super) async fn apply_staged(
         .execute(&mut *tx)
         .await?;
         sqlx::query(&format!(
-            "INSERT INTO main.{name} (device_id, seq, {columns}) \
-             SELECT device_id, seq, {columns} FROM {}",
+            "INSERT INTO main.{name} (device_id, {columns}) \
+             SELECT device_id, {columns} FROM {}",
             Staging::Temp.of(table)
         ))
         .execute(&mut *tx)

@@ -11,6 +11,7 @@
 //! record is replaced or the device deleted; so the rows are logged after `devices` is updated.
 
 use super::children::{self, Staging};
+use super::layouts::Layouts;
 use super::rows::{
     ApplyOutcome, Change, DeleteGuard, STAGE_CHUNK, StageRow, TYPED, insert_new, push_typed,
 };
@@ -156,6 +157,7 @@ pub(super) async fn stored_hashes(
 pub(super) async fn stage(
     conn: &mut SqliteConnection,
     rows: &[StageRow<'_>],
+    layouts: &mut Layouts,
 ) -> Result<u64, StoreError> {
     // A plain BEGIN: these statements write only the temp schema, which never takes the
     // main database's write lock, so there is no lock upgrade to fail.
@@ -187,7 +189,7 @@ pub(super) async fn stage(
         });
         inserted += insert_new(q, &mut tx).await?;
     }
-    children::stage(&mut tx, Staging::Temp, rows).await?;
+    children::stage(&mut tx, Staging::Temp, rows, layouts).await?;
     tx.commit().await?;
     Ok(inserted)
 }

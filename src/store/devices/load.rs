@@ -7,6 +7,7 @@
 
 use super::checkpoint::Checkpointer;
 use super::children::{self, LoadTables, Staging};
+use super::layouts::Layouts;
 use super::rows::{ApplyOutcome, Change, StageRow, TYPED, bind_typed};
 use super::swap::{
     Definition, create_load_table, definition, indexes_of, legacy_renames, swap_in, under_name,
@@ -106,8 +107,8 @@ impl Load {
         &mut self,
         conn: &mut SqliteConnection,
         rows: &[StageRow<'_>],
-        at: &str,
-        commits: u64,
+        (at, commits): (&str, u64),
+        layouts: &mut Layouts,
     ) -> Result<u64, StoreError> {
         let records: Vec<(i64, i64, &str, &DeviceColumns)> = rows
             .iter()
@@ -135,7 +136,7 @@ impl Load {
             },
         )
         .await?;
-        children::stage(&mut tx, Staging::Load, rows).await?;
+        children::stage(&mut tx, Staging::Load, rows, layouts).await?;
         tx.commit().await?;
         self.checkpointer.after_commit(commits).await;
         Ok(inserted)

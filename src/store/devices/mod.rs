@@ -24,6 +24,7 @@
 mod checkpoint;
 mod children;
 mod compare;
+mod layouts;
 mod listed;
 mod load;
 mod rows;
@@ -39,6 +40,7 @@ use super::watermarks::{self, Watermark};
 use super::{Db, StoreError, begin_immediate};
 use crate::time::now_iso;
 use compare::Compare;
+use layouts::Layouts;
 use load::Load;
 use sqlx::Sqlite;
 use sqlx::pool::PoolConnection;
@@ -87,6 +89,8 @@ pub struct PullStage {
     tally: Tally,
     /// The watermark the apply records, when the pull keeps one.
     watermark: Option<Watermark>,
+    /// The lists of custom-field keys: those stored, and those this pull met first.
+    layouts: Layouts,
 }
 
 impl PullStage {
@@ -109,6 +113,7 @@ impl PullStage {
             }
             None => Target::Compare(Compare::open(&mut conn).await?),
         };
+        let layouts = Layouts::read(&mut conn).await?;
         let mut stage = Self {
             conn,
             run_id,
@@ -116,6 +121,7 @@ impl PullStage {
             target,
             tally: Tally::default(),
             watermark: None,
+            layouts,
         };
         if let Err(e) = stage.clear().await {
             stage.discard().await;
@@ -214,10 +220,11 @@ impl PullStage {
     async fn stage_rows(&mut self, rows: &[StageRow<'_>]) -> Result<u64, StoreError> {
         self.tally.pages.parsed += 1;
         match &mut self.target {
-            Target::Compare(_) => compare::stage(&mut self.conn, rows).await,
+            Target::Compare(_) => compare::stage(&mut self.conn, rows, &mut self.layouts).await,
             Target::Load(load) => {
-                let commits = self.tally.pages.parsed;
-                load.stage(&mut self.conn, rows, &self.at, commits).await
+                let commit = (self.at.as_str(), self.tally.pages.parsed);
+                load.stage(&mut self.conn, rows, commit, &mut self.layouts)
+                    .await
             }
         }
     }
@@ -295,6 +302,7 @@ impl PullStage {
         };
         match outcome {
             ApplyOutcome::Applied(counts) => {
+                self.layouts.apply(&mut tx).await?;
                 if let Some(mark) = &self.watermark {
                     watermarks::write_in(&mut tx, mark, &self.at).await?;
                 }

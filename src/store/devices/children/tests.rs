@@ -13,7 +13,8 @@ use serde_json::{Value, json};
 type Row = (String, i64, i64, String);
 
 /// The children a device sends at `version`: an empty and a numeric custom field key, a null
-/// value, an empty label, and rows that differ from one version to the next.
+/// value, an empty label, and rows that differ from one version to the next. From version 3 on
+/// it sends one custom field more (its list of keys changes).
 pub(in crate::store::devices) fn children_of((id, version): Device) -> DeviceChildren {
     let mut children = DeviceChildren::default();
     let (ip, subnet) = (format!("10.0.{id}.{version}"), format!("10.0.{id}.0/24"));
@@ -51,6 +52,14 @@ pub(in crate::store::devices) fn children_of((id, version): Device) -> DeviceChi
         value: Some(&tag),
         notes: None,
     });
+    if version >= 3 {
+        children.push_custom_field(CustomField {
+            seq: 2,
+            key: "rack unit",
+            value: None,
+            notes: Some(""),
+        });
+    }
     let alias = format!("dev-{id}.example.com");
     children.push_alias(Text {
         seq: 0,
@@ -105,17 +114,24 @@ fn expected(devices: &[Device]) -> Vec<Row> {
     rows
 }
 
-/// Every stored child row, sorted.
+/// The child tables as reports read them (`device_custom_fields` is a view), with their value
+/// columns.
+const READ: [(&str, &str); 5] = [
+    ("device_ips", "ip, label, subnet, mac, type"),
+    ("device_macs", "mac, port, port_name, vlan"),
+    ("device_tags", "tag"),
+    ("device_custom_fields", "key, value, notes"),
+    ("device_aliases", "alias"),
+];
+
+/// Every child row as reports read it, sorted.
 async fn stored(db: &Db) -> Vec<Row> {
     let mut rows: Vec<Row> = Vec::new();
-    for table in TABLES {
-        let values = table.columns.replace(", ", ", t.");
-        let sql = format!(
-            "SELECT ?, t.device_id, t.seq, json_array(t.{values}) FROM {} t",
-            table.name
-        );
+    for (name, columns) in READ {
+        let values = columns.replace(", ", ", t.");
+        let sql = format!("SELECT ?, t.device_id, t.seq, json_array(t.{values}) FROM {name} t");
         let mut some: Vec<Row> = sqlx::query_as(&sql)
-            .bind(table.name)
+            .bind(name)
             .fetch_all(&db.pool)
             .await
             .unwrap();
@@ -262,6 +278,24 @@ async fn a_discarded_first_load_leaves_no_child_row_and_no_load_table() {
     assert_eq!(left, 0);
 }
 
+/// A database in a directory of its own, migrated up to (not including) migration `version`.
+async fn migrated_before(version: i64) -> (tempfile::TempDir, Db) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open_unmigrated(&dir.path().join("old.db"))
+        .await
+        .unwrap();
+    let mut before = sqlx::migrate!("./migrations");
+    before.migrations = before
+        .migrations
+        .iter()
+        .filter(|m| m.version < version)
+        .cloned()
+        .collect::<Vec<_>>()
+        .into();
+    before.run(&db.pool).await.unwrap();
+    (dir, db)
+}
+
 /// Records as they may sit in a database from before the child tables: the usual shapes, odd
 /// ones, and a record that is not JSON at all.
 const OLD_RECORDS: [(i64, &str); 4] = [
@@ -279,19 +313,7 @@ const OLD_RECORDS: [(i64, &str); 4] = [
 
 #[tokio::test]
 async fn the_migration_backfills_the_children_of_stored_devices_as_a_pull_derives_them() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = Db::open_unmigrated(&dir.path().join("old.db"))
-        .await
-        .unwrap();
-    let mut before = sqlx::migrate!("./migrations");
-    before.migrations = before
-        .migrations
-        .iter()
-        .filter(|m| m.version < 20261203000000)
-        .cloned()
-        .collect::<Vec<_>>()
-        .into();
-    before.run(&db.pool).await.unwrap();
+    let (_dir, db) = migrated_before(20261203000000).await;
     for (id, raw) in OLD_RECORDS {
         sqlx::query(
             "INSERT INTO devices (device_id, raw, raw_hash, first_seen, last_changed) \
@@ -322,4 +344,181 @@ async fn the_migration_backfills_the_children_of_stored_devices_as_a_pull_derive
         .await
         .unwrap();
     assert_eq!(devices, 4, "no device is lost");
+}
+
+/// The stored lists of custom-field keys: (layout id, keys as a JSON array), by id.
+async fn layouts(db: &Db) -> Vec<(i64, String)> {
+    sqlx::query_as(
+        "SELECT layout_id, json_group_array(key ORDER BY seq) FROM custom_field_layout_keys \
+         GROUP BY layout_id ORDER BY layout_id",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .unwrap()
+}
+
+/// Each device's list: (device, layout id), by device.
+async fn device_layouts(db: &Db) -> Vec<(i64, i64)> {
+    sqlx::query_as("SELECT device_id, layout_id FROM device_custom_field_layouts ORDER BY 1")
+        .fetch_all(&db.pool)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn devices_that_send_the_same_keys_share_one_stored_list_and_unset_fields_are_no_rows() {
+    let (_dir, db) = open().await;
+    let pulled = [(1, 1), (2, 1), (3, 1)];
+
+    pull(&db, &[&pulled[..2], &pulled[2..]], NO_GUARD).await;
+
+    assert_eq!(stored(&db).await, expected(&pulled));
+    assert_eq!(layouts(&db).await, [(1, r#"["","1"]"#.to_string())]);
+    assert_eq!(device_layouts(&db).await, [(1, 1), (2, 1), (3, 1)]);
+    let entries: Vec<(i64, i64, String)> =
+        sqlx::query_as("SELECT device_id, seq, key FROM device_custom_field_entries ORDER BY 1")
+            .fetch_all(&db.pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        entries,
+        [1, 2, 3].map(|id| (id, 1, "1".to_string())),
+        "only the field with a value is a row"
+    );
+    let unset: Vec<(i64, String, Option<String>, Option<String>)> = sqlx::query_as(
+        "SELECT device_id, key, value, notes FROM device_custom_fields WHERE seq = 0 ORDER BY 1",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        unset,
+        [1, 2, 3].map(|id| (id, String::new(), None, Some(String::new())))
+    );
+}
+
+#[tokio::test]
+async fn a_new_list_of_keys_is_stored_once_and_a_list_no_device_sends_any_more_is_dropped() {
+    let (_dir, db) = open().await;
+    pull(&db, &[&[(1, 1), (2, 1), (3, 1)]], NO_GUARD).await;
+
+    let changed = [(1, 3), (2, 3), (3, 1)];
+    pull(&db, &[&changed], NO_GUARD).await;
+
+    assert_eq!(stored(&db).await, expected(&changed));
+    let both = [
+        (1, r#"["","1"]"#.to_string()),
+        (2, r#"["","1","rack unit"]"#.to_string()),
+    ];
+    assert_eq!(layouts(&db).await, both);
+    assert_eq!(device_layouts(&db).await, [(1, 2), (2, 2), (3, 1)]);
+
+    let all_new = [(1, 3), (2, 3), (3, 3)];
+    pull(&db, &[&all_new], NO_GUARD).await;
+
+    assert_eq!(stored(&db).await, expected(&all_new));
+    assert_eq!(layouts(&db).await, both[1..]);
+    assert_eq!(device_layouts(&db).await, [(1, 2), (2, 2), (3, 2)]);
+
+    let (_, outcome) = pull(&db, &[&[(1, 1)]], NO_GUARD).await;
+    assert!(matches!(outcome, ApplyOutcome::Applied(c) if c.removed == 2));
+    assert_eq!(stored(&db).await, expected(&[(1, 1)]));
+    assert_eq!(
+        layouts(&db).await,
+        [(3, r#"["","1"]"#.to_string())],
+        "a list met again after it was dropped is numbered anew"
+    );
+}
+
+#[tokio::test]
+async fn a_pull_that_fails_before_its_apply_stores_no_list_of_keys() {
+    let (_dir, db) = open().await;
+    pull(&db, &[&[(1, 1), (2, 1)]], NO_GUARD).await;
+    let (_, stage) = staged(&db, &[&[(1, 3), (2, 1)]]).await;
+
+    stage.discard().await;
+
+    assert_eq!(layouts(&db).await, [(1, r#"["","1"]"#.to_string())]);
+    let (_, stage) = staged(&db, &[&[(1, 3), (2, 1)]]).await;
+    assert!(matches!(
+        stage.apply(2, NO_GUARD).await.unwrap(),
+        ApplyOutcome::Applied(c) if c.changed == 1
+    ));
+    assert_eq!(stored(&db).await, expected(&[(1, 3), (2, 1)]));
+    assert_eq!(layouts(&db).await.len(), 2);
+}
+
+/// A custom-field row: (device, seq, key, value, notes).
+type FieldRow<S> = (i64, i64, S, Option<S>, Option<S>);
+
+/// Custom-field rows as the table `device_custom_fields` held them before the lists of keys:
+/// devices 1 and 2 send the same keys, device 3 others; an
+/// entry with neither value nor notes is not unset (its notes are not `""`).
+const OLD_CUSTOM_FIELDS: [FieldRow<&str>; 9] = [
+    (1, 0, "", None, Some("")),
+    (1, 1, "1", Some("x"), None),
+    (1, 2, "owner", None, Some("")),
+    (2, 0, "", None, Some("")),
+    (2, 1, "1", None, Some("")),
+    (2, 2, "owner", Some(""), Some("")),
+    (3, 0, "owner", None, None),
+    (3, 2, "[\"json\"]", None, Some("")),
+    (3, 5, "", None, Some("a note")),
+];
+
+#[tokio::test]
+async fn the_migration_to_lists_of_keys_keeps_every_custom_field_row() {
+    let (_dir, db) = migrated_before(20261207000000).await;
+    for (device, seq, key, value, notes) in OLD_CUSTOM_FIELDS {
+        sqlx::query(
+            "INSERT INTO device_custom_fields (device_id, seq, key, value, notes) \
+             VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(device)
+        .bind(seq)
+        .bind(key)
+        .bind(value)
+        .bind(notes)
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    }
+
+    db.migrate().await.unwrap();
+
+    let rows: Vec<FieldRow<String>> = sqlx::query_as(
+        "SELECT device_id, seq, key, value, notes FROM device_custom_fields ORDER BY 1, 2",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
+    let want: Vec<_> = OLD_CUSTOM_FIELDS
+        .iter()
+        .map(|(d, s, k, v, n)| {
+            (
+                *d,
+                *s,
+                k.to_string(),
+                v.map(String::from),
+                n.map(String::from),
+            )
+        })
+        .collect();
+    assert_eq!(rows, want);
+    assert_eq!(
+        layouts(&db).await,
+        [
+            (1, r#"["","1","owner"]"#.to_string()),
+            (2, r#"["owner","[\"json\"]",""]"#.to_string()),
+        ]
+    );
+    assert_eq!(device_layouts(&db).await, [(1, 1), (2, 1), (3, 2)]);
+    let (entries,): (i64,) = sqlx::query_as("SELECT count(*) FROM device_custom_field_entries")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        entries, 4,
+        "the entries with a value or notes other than \"\""
+    );
 }

@@ -35,8 +35,15 @@ pub(super) struct Checkpointer {
 
 impl Checkpointer {
     /// Pages committed between two pauses: about 40 MB of WAL at 1 000 records a page, below
-    /// the WAL size kept after a checkpoint (`JOURNAL_SIZE_LIMIT`).
+    /// the WAL size kept after a checkpoint (`JOURNAL_SIZE_LIMIT`). A multiple of
+    /// [`Self::CHECKPOINT_EVERY`].
     const SETTLE_EVERY: u64 = 8;
+    /// Commits between two checkpoints. Each commit rewrites the last, partly filled page of
+    /// each table it writes; a checkpoint after every commit copies each such page back every
+    /// time, one after every second commit half as often: 9 MiB less written by a first load of
+    /// 100 000 devices (764 -> 755 MiB), wall time the same within the noise (every fourth:
+    /// 749 MiB, but 0.1-0.15 s longer, as the pauses wait for larger checkpoints).
+    const CHECKPOINT_EVERY: u64 = 2;
     /// The longest pause, should a checkpoint hang on the disk.
     const SETTLE_LIMIT: std::time::Duration = std::time::Duration::from_secs(5);
 
@@ -82,11 +89,15 @@ impl Checkpointer {
         })
     }
 
-    /// After the load's commit number `commits`: asks for a checkpoint (pokes while one runs make
-    /// one more, not one each), and every [`Self::SETTLE_EVERY`] commits waits until one that
-    /// started after this commit has finished: unless a reader holds frames back, it copied the
-    /// whole WAL, and the next commit rewinds it.
+    /// After the load's commit number `commits`: every [`Self::CHECKPOINT_EVERY`] commits asks
+    /// for a checkpoint (pokes while one runs make one more, not one each), and every
+    /// [`Self::SETTLE_EVERY`] commits waits until one that started after this commit has
+    /// finished: unless a reader holds frames back, it copied the whole WAL, and the next commit
+    /// rewinds it. What the last commits leave is copied by the apply's own checkpoint.
     pub(super) async fn after_commit(&mut self, commits: u64) {
+        if !commits.is_multiple_of(Self::CHECKPOINT_EVERY) {
+            return;
+        }
         // Any checkpoint numbered above `before` started after the commit.
         let before = self.started.load(SeqCst);
         self.wake.notify_one();

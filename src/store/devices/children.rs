@@ -14,8 +14,9 @@ use super::layouts::{Layouts, is_unset};
 use super::rows::StageRow;
 use super::swap::{Definition, create_load_table, definition, swap_in};
 use crate::device::children::{CustomField, DeviceChildren, Ip, Mac, Text};
-use crate::store::direct::{self, Row};
+use crate::store::direct;
 use crate::store::{StoreError, begin_immediate};
+use pending::Pending;
 use sqlx::SqliteConnection;
 
 /// A child table: its name, its staging tables' names, and its columns after `device_id` in
@@ -110,76 +111,114 @@ impl Staging {
     }
 }
 
-/// Writes the children of the `rows` that carry a record into `staging`, within the caller's
-/// transaction.
-pub(super) async fn stage(
-    tx: &mut SqliteConnection,
-    staging: Staging,
-    rows: &[StageRow<'_>],
-    layouts: &mut Layouts,
-) -> Result<(), StoreError> {
-    let records: Vec<(i64, &DeviceChildren)> = rows
-        .iter()
-        .filter_map(|r| {
-            r.record
-                .map(|(_, columns)| (r.device_id, &columns.children))
+/// What a pull's child rows need from page to page: the rows not written yet (one [`Pending`]
+/// per table, in [`TABLES`] order) and the lists of custom-field keys.
+#[derive(Debug)]
+pub(super) struct ChildStage {
+    pending: [Pending; TABLES.len()],
+    layouts: Layouts,
+}
+
+impl ChildStage {
+    /// An empty stage, with the lists of keys stored now.
+    pub(super) async fn read(conn: &mut SqliteConnection) -> Result<Self, StoreError> {
+        Ok(Self {
+            pending: Default::default(),
+            layouts: Layouts::read(conn).await?,
         })
-        .collect();
-    let into = |table| (staging.of(table), table.columns);
-    let ips = of_each(&records, DeviceChildren::ips);
-    insert(tx, into(&IPS), &ips, bind_ip).await?;
-    let macs = of_each(&records, DeviceChildren::macs);
-    insert(tx, into(&MACS), &macs, bind_mac).await?;
-    let tags = of_each(&records, DeviceChildren::tags);
-    insert(tx, into(&TAGS), &tags, bind_text).await?;
-    let fields = of_each(&records, |c| c.custom_fields().filter(|f| !is_unset(f)));
-    insert(tx, into(&CUSTOM_FIELD_ENTRIES), &fields, bind_field).await?;
-    let lists: Vec<(i64, i64)> = records
-        .iter()
-        .filter_map(|(id, children)| Some((*id, layouts.id_of(children)?)))
-        .collect();
-    insert(tx, into(&CUSTOM_FIELD_LAYOUTS), &lists, |id, row| {
-        row.int(Some(*id));
-    })
-    .await?;
-    let aliases = of_each(&records, DeviceChildren::aliases);
-    insert(tx, into(&ALIASES), &aliases, bind_text).await
+    }
+
+    /// Forgets the rows not written yet, for a new attempt.
+    pub(super) fn clear(&mut self) {
+        self.pending.iter_mut().for_each(Pending::clear);
+    }
+
+    /// Stages the children of the `rows` that carry a record into `staging`, within the
+    /// caller's transaction. Into TEMP tables they are written at once; into load tables, a
+    /// table's rows wait until they fill [`Pending::FULL`] (see [`pending`]) or the apply.
+    pub(super) async fn stage(
+        &mut self,
+        tx: &mut SqliteConnection,
+        staging: Staging,
+        rows: &[StageRow<'_>],
+    ) -> Result<(), StoreError> {
+        for row in rows {
+            if let Some((_, columns)) = row.record {
+                self.add(row.device_id, &columns.children);
+            }
+        }
+        let full = match staging {
+            Staging::Temp => 0,
+            Staging::Load => Pending::FULL,
+        };
+        self.write(tx, staging, full).await
+    }
+
+    /// Writes the rows still waiting, within the apply transaction `tx` before the swap.
+    pub(super) async fn write_rest(
+        &mut self,
+        tx: &mut SqliteConnection,
+        staging: Staging,
+    ) -> Result<(), StoreError> {
+        self.write(tx, staging, 0).await
+    }
+
+    /// Within the apply `tx`, after the child tables are written: the lists of keys this pull
+    /// met first, and those no device names any more ([`Layouts::apply`]).
+    pub(super) async fn apply_layouts(&self, tx: &mut SqliteConnection) -> Result<(), StoreError> {
+        self.layouts.apply(tx).await
+    }
+
+    /// Adds the rows of device `id`'s `children`.
+    fn add(&mut self, id: i64, children: &DeviceChildren) {
+        let [ips, macs, tags, entries, lists, aliases] = &mut self.pending;
+        add_each(ips, id, children.ips(), bind_ip);
+        add_each(macs, id, children.macs(), bind_mac);
+        add_each(tags, id, children.tags(), bind_text);
+        let set = children.custom_fields().filter(|f| !is_unset(f));
+        add_each(entries, id, set, bind_field);
+        if let Some(layout) = self.layouts.id_of(children) {
+            lists.int(Some(id)).int(Some(layout));
+        }
+        add_each(aliases, id, children.aliases(), bind_text);
+    }
+
+    /// Writes the rows of each table holding at least `full` (all of them for 0) into its
+    /// `staging` table. A device staged twice (a pass repaired or repeated) keeps its first
+    /// rows, as `pull_stage` and `pull_load_devices` keep its first record.
+    async fn write(
+        &mut self,
+        tx: &mut SqliteConnection,
+        staging: Staging,
+        full: usize,
+    ) -> Result<(), StoreError> {
+        for (table, pending) in TABLES.iter().zip(&mut self.pending) {
+            if pending.is_empty() || pending.size() < full {
+                continue;
+            }
+            let columns = format!("device_id, {}", table.columns);
+            let sql = direct::insert_sql(&staging.of(table), &columns, "ON CONFLICT DO NOTHING");
+            let width = columns.split(',').count();
+            pending.write(tx, &sql, width).await?;
+        }
+        Ok(())
+    }
 }
 
-/// The rows `list` gives for each of `records`, with their device's id.
-fn of_each<'a, R, I: Iterator<Item = R>>(
-    records: &[(i64, &'a DeviceChildren)],
-    list: impl Fn(&'a DeviceChildren) -> I,
-) -> Vec<(i64, R)> {
-    records
-        .iter()
-        .flat_map(|(id, children)| list(children).map(move |row| (*id, row)))
-        .collect()
+/// Adds a row for each of `rows` to `pending`: device `id`, then the values `bind` gives.
+fn add_each<R>(
+    pending: &mut Pending,
+    id: i64,
+    rows: impl Iterator<Item = R>,
+    bind: fn(&R, &mut Pending),
+) {
+    for row in rows {
+        pending.int(Some(id));
+        bind(&row, pending);
+    }
 }
 
-/// Inserts `rows` into table `into` (name, value columns), each bound by `bind` after its
-/// device id. A device staged twice (a pass repaired or repeated) keeps its first rows, as
-/// `pull_stage` and `pull_load_devices` keep its first record.
-async fn insert<R>(
-    tx: &mut SqliteConnection,
-    (into, columns): (String, &str),
-    rows: &[(i64, R)],
-    bind: fn(&R, &mut Row),
-) -> Result<(), StoreError> {
-    let sql = direct::insert_sql(
-        &into,
-        &format!("device_id, {columns}"),
-        "ON CONFLICT DO NOTHING",
-    );
-    direct::insert(tx, &sql, rows, |(id, r), row| {
-        row.int(Some(*id));
-        bind(r, row);
-    })
-    .await?;
-    Ok(())
-}
-
-fn bind_ip(r: &Ip<'_>, row: &mut Row) {
+fn bind_ip(r: &Ip<'_>, row: &mut Pending) {
     row.int(Some(r.seq))
         .text(r.ip)
         .text(r.label)
@@ -188,7 +227,7 @@ fn bind_ip(r: &Ip<'_>, row: &mut Row) {
         .int(r.kind);
 }
 
-fn bind_mac(r: &Mac<'_>, row: &mut Row) {
+fn bind_mac(r: &Mac<'_>, row: &mut Pending) {
     row.int(Some(r.seq))
         .text(r.mac)
         .text(r.port)
@@ -196,14 +235,14 @@ fn bind_mac(r: &Mac<'_>, row: &mut Row) {
         .text(r.vlan);
 }
 
-fn bind_field(r: &CustomField<'_>, row: &mut Row) {
+fn bind_field(r: &CustomField<'_>, row: &mut Pending) {
     row.int(Some(r.seq))
         .text(Some(r.key))
         .text(r.value)
         .text(r.notes);
 }
 
-fn bind_text(r: &Text<'_>, row: &mut Row) {
+fn bind_text(r: &Text<'_>, row: &mut Pending) {
     row.int(Some(r.seq)).text(Some(r.text));
 }
 
@@ -367,5 +406,6 @@ async fn in_schema(
     Ok(count)
 }
 
+mod pending;
 #[cfg(test)]
 pub(super) mod tests;

@@ -10,8 +10,7 @@
 //! record, which `devices` holds, and the triggers on `devices` copy it into the row before the
 //! record is replaced or the device deleted; so the rows are logged after `devices` is updated.
 
-use super::children::{self, Staging};
-use super::layouts::Layouts;
+use super::children::{self, ChildStage, Staging};
 use super::rows::{
     ApplyOutcome, Change, DeleteGuard, STAGE_CHUNK, StageRow, TYPED, insert_new, push_typed,
 };
@@ -157,7 +156,7 @@ pub(super) async fn stored_hashes(
 pub(super) async fn stage(
     conn: &mut SqliteConnection,
     rows: &[StageRow<'_>],
-    layouts: &mut Layouts,
+    children: &mut ChildStage,
 ) -> Result<u64, StoreError> {
     // A plain BEGIN: these statements write only the temp schema, which never takes the
     // main database's write lock, so there is no lock upgrade to fail.
@@ -189,7 +188,7 @@ pub(super) async fn stage(
         });
         inserted += insert_new(q, &mut tx).await?;
     }
-    children::stage(&mut tx, Staging::Temp, rows, layouts).await?;
+    children.stage(&mut tx, Staging::Temp, rows).await?;
     tx.commit().await?;
     Ok(inserted)
 }

@@ -6,8 +6,7 @@
 //! it and moves the indexes back ([`drop_tables`]).
 
 use super::checkpoint::Checkpointer;
-use super::children::{self, LoadTables, Staging};
-use super::layouts::Layouts;
+use super::children::{self, ChildStage, LoadTables, Staging};
 use super::rows::{ApplyOutcome, Change, StageRow, TYPED, bind_typed};
 use super::swap::{
     Definition, create_load_table, definition, indexes_of, legacy_renames, swap_in, under_name,
@@ -108,7 +107,7 @@ impl Load {
         conn: &mut SqliteConnection,
         rows: &[StageRow<'_>],
         (at, commits): (&str, u64),
-        layouts: &mut Layouts,
+        children: &mut ChildStage,
     ) -> Result<u64, StoreError> {
         let records: Vec<(i64, i64, &str, &DeviceColumns)> = rows
             .iter()
@@ -136,7 +135,7 @@ impl Load {
             },
         )
         .await?;
-        children::stage(&mut tx, Staging::Load, rows, layouts).await?;
+        children.stage(&mut tx, Staging::Load, rows).await?;
         tx.commit().await?;
         self.checkpointer.after_commit(commits).await;
         Ok(inserted)
@@ -162,6 +161,7 @@ impl Load {
         tx: &mut SqliteConnection,
         (run_id, at): (i64, &str),
         items: i64,
+        children: &mut ChildStage,
     ) -> Result<ApplyOutcome, StoreError> {
         if !is_empty(tx, LOAD_DEVICES.0).await? {
             return Err(StoreError::Conflict(
@@ -171,6 +171,7 @@ impl Load {
         let (added,): (i64,) = sqlx::query_as("SELECT count(*) FROM main.pull_load_devices")
             .fetch_one(&mut *tx)
             .await?;
+        children.write_rest(tx, Staging::Load).await?;
         swap_in(tx, LOAD_DEVICES, &self.devices.rebuilt).await?;
         self.children.swap_in(tx).await?;
         sqlx::query(

@@ -39,8 +39,8 @@ use super::runs::{self, RunCounts, RunStatus};
 use super::watermarks::{self, Watermark};
 use super::{Db, StoreError, begin_immediate};
 use crate::time::now_iso;
+use children::ChildStage;
 use compare::Compare;
-use layouts::Layouts;
 use load::Load;
 use sqlx::Sqlite;
 use sqlx::pool::PoolConnection;
@@ -89,8 +89,8 @@ pub struct PullStage {
     tally: Tally,
     /// The watermark the apply records, when the pull keeps one.
     watermark: Option<Watermark>,
-    /// The lists of custom-field keys: those stored, and those this pull met first.
-    layouts: Layouts,
+    /// The child rows not written yet, and the lists of custom-field keys.
+    children: ChildStage,
 }
 
 impl PullStage {
@@ -113,7 +113,7 @@ impl PullStage {
             }
             None => Target::Compare(Compare::open(&mut conn).await?),
         };
-        let layouts = Layouts::read(&mut conn).await?;
+        let children = ChildStage::read(&mut conn).await?;
         let mut stage = Self {
             conn,
             run_id,
@@ -121,7 +121,7 @@ impl PullStage {
             target,
             tally: Tally::default(),
             watermark: None,
-            layouts,
+            children,
         };
         if let Err(e) = stage.clear().await {
             stage.discard().await;
@@ -173,6 +173,7 @@ impl PullStage {
     /// Empties the stage for a fresh attempt.
     pub async fn clear(&mut self) -> Result<(), StoreError> {
         self.tally = Tally::default();
+        self.children.clear();
         pages::clear_seen(&mut self.conn).await?;
         match &self.target {
             Target::Compare(_) => compare::clear(&mut self.conn).await,
@@ -220,10 +221,10 @@ impl PullStage {
     async fn stage_rows(&mut self, rows: &[StageRow<'_>]) -> Result<u64, StoreError> {
         self.tally.pages.parsed += 1;
         match &mut self.target {
-            Target::Compare(_) => compare::stage(&mut self.conn, rows, &mut self.layouts).await,
+            Target::Compare(_) => compare::stage(&mut self.conn, rows, &mut self.children).await,
             Target::Load(load) => {
                 let commit = (self.at.as_str(), self.tally.pages.parsed);
-                load.stage(&mut self.conn, rows, commit, &mut self.layouts)
+                load.stage(&mut self.conn, rows, commit, &mut self.children)
                     .await
             }
         }
@@ -298,11 +299,11 @@ impl PullStage {
                 let pages = (unchanged, reused);
                 compare.apply(&mut tx, run, items, guard, pages).await?
             }
-            Target::Load(load) => load.apply(&mut tx, run, items).await?,
+            Target::Load(load) => load.apply(&mut tx, run, items, &mut self.children).await?,
         };
         match outcome {
             ApplyOutcome::Applied(counts) => {
-                self.layouts.apply(&mut tx).await?;
+                self.children.apply_layouts(&mut tx).await?;
                 if let Some(mark) = &self.watermark {
                     watermarks::write_in(&mut tx, mark, &self.at).await?;
                 }

@@ -34,6 +34,12 @@ fn raw((id, version): Device) -> String {
 pub(super) async fn staged(db: &Db, pages: &[&[Device]]) -> (i64, PullStage) {
     let run_id = runs::start(db, Job::PullDevices).await.unwrap();
     let mut stage = PullStage::new(db, run_id).await.unwrap();
+    stage_pages(&mut stage, run_id, pages).await;
+    (run_id, stage)
+}
+
+/// Stages `pages` into `stage`, opened for run `run_id`, as one attempt of a pull.
+pub(super) async fn stage_pages(stage: &mut PullStage, run_id: i64, pages: &[&[Device]]) {
     for (k, page) in pages.iter().enumerate() {
         let records: Vec<(Device, String, DeviceColumns)> = page
             .iter()
@@ -70,7 +76,6 @@ pub(super) async fn staged(db: &Db, pages: &[&[Device]]) -> (i64, PullStage) {
         stage.stage(seen, &rows).await.unwrap();
     }
     assert!(stage.finish().await.unwrap(), "no id repeated");
-    (run_id, stage)
 }
 
 /// Pulls `pages` and applies them under `guard`; the run id and what the apply did.
@@ -365,7 +370,7 @@ async fn a_load_left_behind_by_a_crash_is_dropped_and_its_indexes_given_back() {
 }
 
 #[tokio::test]
-async fn the_checkpointer_copies_committed_pages_into_the_database_file() {
+async fn the_checkpointer_copies_committed_pages_into_the_database_file_every_second_commit() {
     let (dir, db) = open().await;
     let file = dir.path().join("d42sync.db");
     let mut writer = db.pool.acquire().await.unwrap();
@@ -385,6 +390,11 @@ async fn the_checkpointer_copies_committed_pages_into_the_database_file() {
         .execute(&mut *writer)
         .await
         .unwrap();
+
+    // An odd commit asks for no checkpoint: nothing reaches the file.
+    checkpointer.after_commit(7).await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(std::fs::metadata(&file).unwrap().len(), size_before);
 
     // The eighth commit waits for a checkpoint that started after it.
     checkpointer.after_commit(8).await;

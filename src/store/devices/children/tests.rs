@@ -1,7 +1,7 @@
 //! The child tables through a pull's two paths (first load and compare), the deletion guard, a
 //! discarded pull, and the migration that backfills them.
 
-use super::super::tests::{Device, NO_GUARD, exec, open, pull, staged};
+use super::super::tests::{Device, NO_GUARD, exec, open, pull, stage_pages, staged};
 use super::TABLES;
 use crate::device::children::{CustomField, DeviceChildren, Ip, Mac, Text, of_record};
 use crate::store::Db;
@@ -521,4 +521,40 @@ async fn the_migration_to_lists_of_keys_keeps_every_custom_field_row() {
         entries, 4,
         "the entries with a value or notes other than \"\""
     );
+}
+
+#[tokio::test]
+async fn a_first_loads_child_rows_wait_for_the_apply_until_a_table_has_a_batch_to_write() {
+    let (_dir, db) = open().await;
+    let pulled = [(1, 1), (2, 1), (3, 1)];
+    let (_, stage) = staged(&db, &[&pulled[..2], &pulled[2..]]).await;
+
+    let (records, tags): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM pull_load_devices), \
+         (SELECT count(*) FROM pull_load_device_tags)",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        (records, tags),
+        (3, 0),
+        "records are committed page by page, child rows wait"
+    );
+
+    stage.apply(3, NO_GUARD).await.unwrap();
+    assert_eq!(stored(&db).await, expected(&pulled));
+}
+
+#[tokio::test]
+async fn a_new_attempt_of_a_first_load_forgets_the_child_rows_of_the_one_before() {
+    let (_dir, db) = open().await;
+    let (run_id, mut stage) = staged(&db, &[&[(1, 1), (9, 1)]]).await;
+
+    stage.clear().await.unwrap();
+    let pulled = [(1, 1), (2, 1)];
+    stage_pages(&mut stage, run_id, &[&pulled]).await;
+    stage.apply(2, NO_GUARD).await.unwrap();
+
+    assert_eq!(stored(&db).await, expected(&pulled));
 }

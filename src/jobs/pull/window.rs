@@ -15,12 +15,13 @@ use std::sync::Mutex;
 use std::time::Duration;
 use tokio::sync::Notify;
 
-/// Pages held beyond those that cover a fetch: the one being staged and one spare. Since custom
-/// fields are stored sparsely a page stages in about a third of its fetch, so the window of a
-/// fast appliance is set by this spare: with three, a first load of 100 000 devices peaked at
-/// 58-69 MiB, with two at 51-55 MiB, wall time the same; on a 200 ms link the window is the
-/// lookahead either way (`bench/findings.md`).
-const SPARE: usize = 2;
+/// Pages held beyond those that cover a fetch: the one being staged. Since custom fields are
+/// stored sparsely and a first load's child rows are written in batches, a page stages in about
+/// a third of its fetch, so the window of a fast appliance is set by this number: a first load
+/// of 100 000 devices peaked at 60-62 MiB with two, 50-54 MiB with one (58-69 MiB with three
+/// before the batches), wall time the same; on a 200 ms link the window is the lookahead either
+/// way (`bench/findings.md`).
+const SPARE: usize = 1;
 
 /// Weight of the newest sample in each running average.
 const NEWEST: f64 = 0.25;

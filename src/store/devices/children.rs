@@ -6,9 +6,10 @@
 //!
 //! A pull stages the children of each record it writes beside the record: in compare mode into
 //! TEMP tables, replaced on apply for the devices whose record changed or which are gone (an
-//! unchanged device's rows are not touched); in a first load into load tables committed page by
-//! page and swapped in by rename with `pull_load_devices` ([`super::swap`]). The rows themselves
-//! are derived when a record is parsed ([`crate::device::children`]).
+//! unchanged device's rows are not touched); in a first load into load tables, in batches of
+//! several pages' rows ([`pending`]), swapped in by rename with `pull_load_devices`
+//! ([`super::swap`]). The rows themselves are derived when a record is parsed
+//! ([`crate::device::children`]).
 
 use super::layouts::{Layouts, is_unset};
 use super::rows::StageRow;

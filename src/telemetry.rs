@@ -92,6 +92,9 @@ fn filter(level: &str) -> EnvFilter {
 }
 
 #[cfg(test)]
+pub(crate) mod capture;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

@@ -4,7 +4,7 @@
 use super::*;
 use crate::d42::retry::breaker::Gate;
 use crate::metrics::Metrics;
-use std::io::Write;
+use crate::telemetry::capture::{Captured, capture};
 use std::sync::atomic::AtomicUsize;
 use tokio::time::Instant as TokioInstant;
 
@@ -230,52 +230,18 @@ async fn a_call_not_sent_once_is_refused_while_the_breaker_is_open() {
     assert_eq!(sent.load(Ordering::SeqCst), 1);
 }
 
-/// Log lines written while the guard lives, as text.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Captured {
-    fn warnings(&self) -> usize {
-        String::from_utf8_lossy(&self.0.lock().unwrap())
-            .lines()
-            .filter(|l| l.contains("WARN") && l.contains("retrying"))
-            .count()
-    }
+/// The retry WARN lines in `captured`.
+fn warnings(captured: &Captured) -> usize {
+    captured
+        .text()
+        .lines()
+        .filter(|l| l.contains("WARN") && l.contains("retrying"))
+        .count()
 }
 
 #[tokio::test(start_paused = true)]
 async fn retries_of_one_endpoint_warn_once_per_quiet_period() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::WARN)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    // tracing caches each callsite's interest for the whole process, computed on the thread
-    // that reaches it first, and while one dispatcher is registered it asks only that thread's
-    // own: a sibling test's thread without a subscriber caches `never` for the retry WARN, and
-    // this test sees none (1 full run of the unit tests in 30). With a second dispatcher
-    // registered, interested in WARN, the interest is asked of every registered one.
-    let _anchor = tracing::Dispatch::new(
-        tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::WARN)
-            .with_writer(std::io::sink)
-            .finish(),
-    );
-    let _guard = tracing::subscriber::set_default(subscriber);
-    tracing::callsite::rebuild_interest_cache();
+    let (captured, _logging) = capture(tracing::Level::WARN);
     let retrier = retrier(2, 0);
     let pull = || async {
         let flaky = Flaky::new(2, unavailable(None));
@@ -287,10 +253,10 @@ async fn retries_of_one_endpoint_warn_once_per_quiet_period() {
 
     pull().await;
     pull().await;
-    let within_the_period = captured.warnings();
+    let within_the_period = warnings(&captured);
     tokio::time::advance(log::QUIET_FOR).await;
     pull().await;
 
     assert_eq!(within_the_period, 1, "four retries, one WARN");
-    assert_eq!(captured.warnings(), 2, "a new period, a new WARN");
+    assert_eq!(warnings(&captured), 2, "a new period, a new WARN");
 }

@@ -1,4 +1,5 @@
 use super::*;
+use crate::telemetry::capture::capture;
 use std::sync::atomic::AtomicUsize;
 use tokio::sync::Semaphore;
 
@@ -143,31 +144,9 @@ async fn a_ticker_that_does_not_tick_shows_as_overdue() {
     assert!(scheduler.shutdown(Duration::from_secs(1)).await);
 }
 
-/// Collects what a tracing subscriber writes.
-#[derive(Clone, Default)]
-struct Sink(Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Sink {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test(flavor = "current_thread")]
 async fn starting_and_replacing_jobs_logs_nothing_at_info() {
-    let sink = Sink::default();
-    let writer = sink.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::INFO)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _logging = tracing::subscriber::set_default(subscriber);
+    let (captured, _logging) = capture(tracing::Level::INFO);
 
     let scheduler = Scheduler::new(CancellationToken::new(), Metrics::default())
         .await
@@ -177,6 +156,5 @@ async fn starting_and_replacing_jobs_logs_nothing_at_info() {
     scheduler.add("j", &yearly(), idle_job()).await.unwrap(); // a reload
     assert!(scheduler.shutdown(Duration::from_secs(1)).await);
 
-    let logged = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
-    assert_eq!(logged, "");
+    assert_eq!(captured.text(), "");
 }

@@ -136,7 +136,7 @@ async fn main() -> anyhow::Result<()> {
             .iter()
             .filter_map(|r| r.children.as_ref())
             .flat_map(|c| c.custom_fields())
-            .filter(is_unset)
+            .filter(CustomField::is_unset)
             .count();
         child_rows - unset
     } else {
@@ -287,12 +287,6 @@ async fn insert_all(
     })
 }
 
-/// A custom field defined but not set, as Device42 sends nearly all of them: value null, notes
-/// `""`. With `--sparse-custom-fields` it is not a row.
-fn is_unset(field: &CustomField<'_>) -> bool {
-    field.value.is_none() && field.notes == Some("")
-}
-
 /// The distinct custom-field key lists (id, JSON of `[seq, key]` pairs), and each device's.
 type Layouts = (Vec<(i64, String)>, Vec<(i64, i64)>);
 
@@ -347,7 +341,7 @@ fn child_rows<'a>(
             layouts.1.push((device, layout));
         }
         for r in c.custom_fields() {
-            if sparse && is_unset(&r) {
+            if sparse && r.is_unset() {
                 continue;
             }
             fields.push(vec![

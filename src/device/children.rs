@@ -51,6 +51,14 @@ pub struct CustomField<'a> {
     pub notes: Option<&'a str>,
 }
 
+impl CustomField<'_> {
+    /// A field defined but not set, as Device42 sends nearly all of them: no value, notes `""`.
+    /// It is no row of `device_custom_field_entries`: its device's list of keys gives it back.
+    pub fn is_unset(&self) -> bool {
+        self.value.is_none() && self.notes == Some("")
+    }
+}
+
 /// An entry of a list of strings (`tags`, `aliases`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Text<'a> {

@@ -11,7 +11,7 @@
 //! ([`super::swap`]). The rows themselves are derived when a record is parsed
 //! ([`crate::device::children`]).
 
-use super::layouts::{Layouts, is_unset};
+use super::layouts::Layouts;
 use super::rows::StageRow;
 use super::swap::{Definition, create_load_table, definition, swap_in};
 use crate::device::children::{CustomField, DeviceChildren, Ip, Mac, Text};
@@ -176,7 +176,7 @@ impl ChildStage {
         add_each(ips, id, children.ips(), bind_ip);
         add_each(macs, id, children.macs(), bind_mac);
         add_each(tags, id, children.tags(), bind_text);
-        let set = children.custom_fields().filter(|f| !is_unset(f));
+        let set = children.custom_fields().filter(|f| !f.is_unset());
         add_each(entries, id, set, bind_field);
         if let Some(layout) = self.layouts.id_of(children) {
             lists.int(Some(id)).int(Some(layout));

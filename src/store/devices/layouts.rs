@@ -10,7 +10,7 @@
 //! single-instance lock); a list written meanwhile by hand makes the apply fail on its key
 //! rather than mix two lists.
 
-use crate::device::children::{CustomField, DeviceChildren};
+use crate::device::children::DeviceChildren;
 use crate::store::{StoreError, direct};
 use sqlx::SqliteConnection;
 use std::collections::HashMap;
@@ -24,8 +24,9 @@ type Keys = Vec<(i64, String)>;
 pub(super) struct Layouts {
     /// Hash of a list's keys -> the lists with that hash: (layout id, keys).
     known: HashMap<u64, Vec<(i64, Keys)>>,
-    /// The lists this pull met first, in order; written by the apply.
-    new: Vec<(i64, Keys)>,
+    /// The id of the first list this pull meets first: it and those after it are written by
+    /// the apply.
+    first_new: i64,
     /// The id the next new list gets.
     next: i64,
 }
@@ -45,8 +46,10 @@ impl Layouts {
                 _ => lists.push((id, vec![(seq, key)])),
             }
         }
+        let next = lists.last().map_or(1, |(id, _)| id + 1);
         let mut layouts = Self {
-            next: lists.last().map_or(1, |(id, _)| id + 1),
+            first_new: next,
+            next,
             ..Self::default()
         };
         for (id, keys) in lists {
@@ -65,17 +68,15 @@ impl Layouts {
         let keys = || children.custom_fields().map(|f| (f.seq, f.key));
         let hash = hash_of(keys());
         let same = self.known.entry(hash).or_default();
-        if let Some((id, _)) = same.iter().find(|(_, known)| {
-            known.len() == children.custom_fields().len()
-                && known.iter().map(|(s, k)| (*s, k.as_str())).eq(keys())
-        }) {
+        if let Some((id, _)) = same
+            .iter()
+            .find(|(_, known)| known.iter().map(|(s, k)| (*s, k.as_str())).eq(keys()))
+        {
             return Some(*id);
         }
         let id = self.next;
         self.next += 1;
-        let list: Keys = keys().map(|(s, k)| (s, k.to_string())).collect();
-        same.push((id, list.clone()));
-        self.new.push((id, list));
+        same.push((id, keys().map(|(s, k)| (s, k.to_string())).collect()));
         Some(id)
     }
 
@@ -83,8 +84,10 @@ impl Layouts {
     /// met first and drops those no device names any more.
     pub(super) async fn apply(&self, tx: &mut SqliteConnection) -> Result<(), StoreError> {
         let rows: Vec<(i64, i64, &str)> = self
-            .new
-            .iter()
+            .known
+            .values()
+            .flatten()
+            .filter(|(id, _)| *id >= self.first_new)
             .flat_map(|(id, keys)| keys.iter().map(|(seq, key)| (*id, *seq, key.as_str())))
             .collect();
         let sql = direct::insert_sql("main.custom_field_layout_keys", "layout_id, seq, key", "");
@@ -101,12 +104,6 @@ impl Layouts {
         .await?;
         Ok(())
     }
-}
-
-/// A custom field that says nothing: no value, notes `""`. It is not a row of
-/// `device_custom_field_entries`; its device's list of keys gives it back.
-pub(super) fn is_unset(field: &CustomField<'_>) -> bool {
-    field.value.is_none() && field.notes == Some("")
 }
 
 /// The hash of a list of keys, the same for equal lists within a process.

@@ -30,6 +30,14 @@ mod armed {
         }
     }
 
+    /// Holds the calling thread for [`super::BLOCK`] if `name` is the armed failpoint: a slow
+    /// step that keeps its thread busy, as CPU work does.
+    pub fn block(name: &str) {
+        if ARMED.as_deref() == Some(name) {
+            std::thread::sleep(super::BLOCK);
+        }
+    }
+
     /// Waits [`super::DELAY`] if `name` is the armed failpoint: a slow step, not a crash.
     pub fn delay(name: &str) -> impl Future<Output = ()> + use<> {
         let armed = ARMED.as_deref() == Some(name);
@@ -45,8 +53,12 @@ mod armed {
 #[cfg(feature = "failpoints")]
 const DELAY: std::time::Duration = std::time::Duration::from_millis(50);
 
+/// How long a blocking point holds its thread when armed.
 #[cfg(feature = "failpoints")]
-pub use armed::{delay, hit, stall};
+const BLOCK: std::time::Duration = std::time::Duration::from_millis(500);
+
+#[cfg(feature = "failpoints")]
+pub use armed::{block, delay, hit, stall};
 
 /// Nothing: crash points exist only in test builds.
 #[cfg(not(feature = "failpoints"))]
@@ -57,6 +69,11 @@ pub fn hit(_name: &str) {}
 #[cfg(not(feature = "failpoints"))]
 #[inline(always)]
 pub fn stall(_name: &str, _started_at_unix: i64) {}
+
+/// Nothing: blocking points exist only in test builds.
+#[cfg(not(feature = "failpoints"))]
+#[inline(always)]
+pub fn block(_name: &str) {}
 
 /// Nothing: delay points exist only in test builds. Not an `async fn`, whose future would
 /// leave a symbol of this module in the shipped binary.

@@ -930,3 +930,65 @@ async fn after_a_restart_metrics_start_from_the_runs_the_database_holds() {
     let finished = d42sync::time::parse_iso(&finished).unwrap().timestamp();
     assert_eq!(after as i64, finished, "the finish time the database holds");
 }
+
+#[tokio::test]
+async fn metrics_answer_while_a_pull_parses_its_pages() {
+    let port = free_port();
+    let yearly = "schedule = \"0 0 0 1 1 *\"";
+    let env = TestEnv::start(
+        SimConfig {
+            devices: 4_000,
+            ..SimConfig::default()
+        },
+        &format!(
+            "[devices]\n{yearly}\npage_size = 100\nconcurrency = 8\n[buildings]\n{yearly}\n\
+             [metrics]\nlisten = \"127.0.0.1:{port}\""
+        ),
+    )
+    .await;
+    // The empty inventory is pulled as the daemon starts, and each of its forty pages holds the
+    // thread that parses it for half a second, as a large page's parse holds it for a while:
+    // the pull outlasts the second and a half of polling.
+    let mut child = env
+        .command(&["run"])
+        .env("D42SYNC_FAILPOINT", "pull.slow_parse")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}/metrics");
+    let started = Instant::now();
+    while http_client().get(&url).send().await.is_err() {
+        assert!(started.elapsed() < Duration::from_secs(10), "no /metrics");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let ok_pulls = "d42sync_runs_total{job=\"pull_devices\",outcome=\"ok\"}";
+    let mut slowest = Duration::ZERO;
+    let mut last = String::new();
+    let polling = Instant::now();
+    while polling.elapsed() < Duration::from_millis(1500) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let asked = Instant::now();
+        let answer = http_client().get(&url).send().await.unwrap();
+        last = answer.text().await.unwrap();
+        slowest = slowest.max(asked.elapsed());
+    }
+    let pages = env
+        .sim
+        .requests()
+        .iter()
+        .filter(|r| r.path == "/api/2.0/devices/")
+        .count();
+    sigterm(&child);
+    assert_eq!(
+        wait_exit(&mut child, Duration::from_secs(10)).await,
+        Some(0)
+    );
+    // The pull was under way throughout: pages asked for, none of it applied.
+    assert!(pages >= 2, "{pages} pages asked for");
+    assert!(!last.contains(ok_pulls), "the pull ended too soon:\n{last}");
+    assert!(
+        slowest < Duration::from_millis(250),
+        "/metrics took {slowest:?} while pages were parsed"
+    );
+}

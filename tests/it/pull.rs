@@ -338,9 +338,10 @@ async fn thirty_pages_eight_in_flight() -> TestEnv {
 }
 
 #[tokio::test]
-async fn four_record_pages_at_most_go_out_with_the_first_and_id_pages_take_every_slot() {
+async fn four_record_pages_go_with_the_first_the_round_follows_a_slow_one_id_pages_take_every_slot()
+{
     let env = thirty_pages_eight_in_flight().await;
-    let delay = Duration::from_millis(300);
+    let delay = Duration::from_millis(500);
     env.sim.set_page_delay(delay);
     assert_eq!(pull(&env).await, Ok("ok"), "a full pull of records");
     assert_eq!(
@@ -350,8 +351,9 @@ async fn four_record_pages_at_most_go_out_with_the_first_and_id_pages_take_every
     );
     // Each page is answered `delay` after it arrives, and no page past those sent early can be
     // planned before the first one is answered: the pages arriving within `delay` of the first
-    // went out with it.
-    let sent_with_the_first = |records: bool| {
+    // went out with it, and those within `at_once` at the same time.
+    let at_once = Duration::from_millis(80);
+    let sent_with_the_first = |records: bool, within: Duration| {
         let arrivals: Vec<_> = env
             .sim
             .requests()
@@ -360,14 +362,19 @@ async fn four_record_pages_at_most_go_out_with_the_first_and_id_pages_take_every
             .map(|r| r.at)
             .collect();
         assert!(arrivals.len() > 30, "{} pages", arrivals.len());
-        let window = delay - Duration::from_millis(50);
         arrivals
             .iter()
-            .filter(|at| at.duration_since(arrivals[0]) < window)
+            .filter(|at| at.duration_since(arrivals[0]) < within)
             .count()
     };
-    assert_eq!(sent_with_the_first(true), 4, "pages of records");
-    assert_eq!(sent_with_the_first(false), 8, "pages of ids");
+    let before_the_answer = delay - Duration::from_millis(50);
+    assert_eq!(sent_with_the_first(true, at_once), 4, "pages of records");
+    assert_eq!(
+        sent_with_the_first(true, before_the_answer),
+        8,
+        "pages of records, the first one being slow"
+    );
+    assert_eq!(sent_with_the_first(false, at_once), 8, "pages of ids");
 }
 
 #[tokio::test]

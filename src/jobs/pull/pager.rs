@@ -218,7 +218,7 @@ impl Pager {
         slot
     }
 
-    /// Queues the page for a slot now, then fetches it on a worker thread.
+    /// Queues the page for a slot now, then fetches it on a task of its own.
     pub(super) fn spawn(&self, offset: u64, limit: u64) -> Fetching {
         let turn = self.queue();
         let pager = self.clone();

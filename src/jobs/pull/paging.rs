@@ -64,12 +64,14 @@ use tokio_util::sync::CancellationToken;
 /// Id pages are a twentieth of that size: every slot goes early for them.
 const EARLY_RECORD_PAGES: u64 = 4;
 
-/// How long the first page of records may take before the rest of the first round goes out
-/// too, up to `devices.concurrency` pages. A first page slower than this comes from a slow link
-/// or a slow appliance, where the window opens to the lookahead anyway once the first page is
-/// in; against a fast one (the first of four pages of 1 000 records answered in about 50 ms
-/// here) only `EARLY_RECORD_PAGES` go early, as before. On a 200 ms link a first load of 100 000
-/// devices went from 3.34-3.46 s to 3.22-3.26 s (`bench/findings.md`).
+/// How long the first page of a pass over every record may take before the rest of the first
+/// round goes out too, up to `devices.concurrency` pages (not for the records edited since a
+/// day: a page or two, usually, where more early pages would be requests past the end). A first
+/// page slower than this comes from a slow link or a slow appliance, where the window opens to
+/// the lookahead anyway once the first page is in; against a fast one (the first of four pages
+/// of 1 000 records answered in about 50 ms here) only `EARLY_RECORD_PAGES` go early, as
+/// before. On a 200 ms link a first load of 100 000 devices went from 3.34-3.46 s to
+/// 3.20-3.26 s (`bench/findings.md`).
 const FIRST_ROUND_WAIT: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// One pass over every page of `pass`'s listing into the (empty) stage; the number of devices
@@ -108,11 +110,12 @@ pub(super) async fn pull_once(
         })
         .collect();
     // Behind the early pages in the queue for slots, but there is one slot left for it.
+    let follows_up = early_pages > 1 && pass.listing == Listing::Records;
     let first = pager.fetch(0, asked);
     tokio::pin!(first);
     let first = tokio::select! {
         first = &mut first => first,
-        () = tokio::time::sleep(FIRST_ROUND_WAIT), if early_pages > 1 => {
+        () = tokio::time::sleep(FIRST_ROUND_WAIT), if follows_up => {
             // A slow first page: the rest of the first round goes now, behind it.
             for offset in (early_pages..settings.concurrency as u64).map(|k| k * advance_guess) {
                 window.hold();

@@ -59,9 +59,9 @@ use tokio_util::sync::CancellationToken;
 /// Pages of records requested together with the first page of a pass, at most (the first
 /// included). A page of 1 000 full records costs about 6 MiB of memory from its arrival to its
 /// stage; eight arriving at once were the peak of a first load against a fast appliance
-/// (100 000 devices: 60-62 MiB with 8, 51-54 MiB with 4, wall time unchanged either way, and
-/// unchanged on a 200 ms link, where the window opens to the lookahead after the first page).
-/// Id pages are a twentieth of that size: every slot goes early for them.
+/// (100 000 devices: 60-62 MiB with 8, 51-54 MiB with 4, wall time unchanged either way). On a
+/// slow link the rest of the first round follows ([`FIRST_ROUND_WAIT`]). Id pages are a
+/// twentieth of that size: every slot goes early for them.
 const EARLY_RECORD_PAGES: u64 = 4;
 
 /// How long the first page of a pass over every record may take before the rest of the first

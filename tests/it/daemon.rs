@@ -984,11 +984,12 @@ async fn metrics_answer_while_a_pull_parses_its_pages() {
         wait_exit(&mut child, Duration::from_secs(10)).await,
         Some(0)
     );
-    // The pull was under way throughout: pages asked for, none of it applied.
+    // The pull was under way throughout: pages asked for, none of it applied. A parse on the
+    // runtime's own threads held /metrics for a whole parse or two (972 ms once).
     assert!(pages >= 2, "{pages} pages asked for");
     assert!(!last.contains(ok_pulls), "the pull ended too soon:\n{last}");
     assert!(
-        slowest < Duration::from_millis(250),
+        slowest < Duration::from_millis(400),
         "/metrics took {slowest:?} while pages were parsed"
     );
 }

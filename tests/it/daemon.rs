@@ -33,13 +33,16 @@ async fn wait_for_lock(env: &TestEnv, child: &Child) -> String {
     lock
 }
 
+/// `d42sync run` with stdout discarded and stderr as given, not started yet.
+fn run_command(env: &TestEnv, stderr: Stdio) -> std::process::Command {
+    let mut cmd = env.command(&["run"]);
+    cmd.stdout(Stdio::null()).stderr(stderr);
+    cmd
+}
+
 /// `d42sync run` with stdout discarded and stderr as given.
 fn spawn_run(env: &TestEnv, stderr: Stdio) -> Child {
-    env.command(&["run"])
-        .stdout(Stdio::null())
-        .stderr(stderr)
-        .spawn()
-        .unwrap()
+    run_command(env, stderr).spawn().unwrap()
 }
 
 /// The next `times` device pages are malformed, so those pulls fail.
@@ -878,20 +881,29 @@ async fn wait_for_sample(port: u16, series: &str) -> f64 {
     }
 }
 
-#[tokio::test]
-async fn after_a_restart_metrics_start_from_the_runs_the_database_holds() {
+/// The environment of a daemon for `devices` devices whose jobs run once a year (the first
+/// pull only as it starts, on an empty inventory), with `devices_settings` more in `[devices]`
+/// and metrics on the port returned.
+async fn yearly_daemon_with_metrics(devices: usize, devices_settings: &str) -> (TestEnv, u16) {
     let port = free_port();
     let yearly = "schedule = \"0 0 0 1 1 *\"";
     let env = TestEnv::start(
         SimConfig {
-            devices: 50,
+            devices,
             ..SimConfig::default()
         },
         &format!(
-            "[devices]\n{yearly}\n[buildings]\n{yearly}\n[metrics]\nlisten = \"127.0.0.1:{port}\""
+            "[devices]\n{yearly}\n{devices_settings}\n[buildings]\n{yearly}\n\
+             [metrics]\nlisten = \"127.0.0.1:{port}\""
         ),
     )
     .await;
+    (env, port)
+}
+
+#[tokio::test]
+async fn after_a_restart_metrics_start_from_the_runs_the_database_holds() {
+    let (env, port) = yearly_daemon_with_metrics(50, "").await;
     let ok_pulls = "d42sync_runs_total{job=\"pull_devices\",outcome=\"ok\"}";
     let last_pull = "d42sync_last_success_timestamp_seconds{job=\"pull_devices\"}";
     // The empty inventory is stale: the first daemon pulls as it starts.
@@ -933,35 +945,16 @@ async fn after_a_restart_metrics_start_from_the_runs_the_database_holds() {
 
 #[tokio::test]
 async fn metrics_answer_while_a_pull_parses_its_pages() {
-    let port = free_port();
-    let yearly = "schedule = \"0 0 0 1 1 *\"";
-    let env = TestEnv::start(
-        SimConfig {
-            devices: 4_000,
-            ..SimConfig::default()
-        },
-        &format!(
-            "[devices]\n{yearly}\npage_size = 100\nconcurrency = 8\n[buildings]\n{yearly}\n\
-             [metrics]\nlisten = \"127.0.0.1:{port}\""
-        ),
-    )
-    .await;
+    let (env, port) = yearly_daemon_with_metrics(4_000, "page_size = 100\nconcurrency = 8").await;
     // The empty inventory is pulled as the daemon starts, and each of its forty pages holds the
     // thread that parses it for half a second, as a large page's parse holds it for a while:
     // the pull outlasts the second and a half of polling.
-    let mut child = env
-        .command(&["run"])
+    let mut child = run_command(&env, Stdio::null())
         .env("D42SYNC_FAILPOINT", "pull.slow_parse")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
         .spawn()
         .unwrap();
+    assert_eq!(wait_for_sample(port, "d42sync_devices_stored").await, 0.0);
     let url = format!("http://127.0.0.1:{port}/metrics");
-    let started = Instant::now();
-    while http_client().get(&url).send().await.is_err() {
-        assert!(started.elapsed() < Duration::from_secs(10), "no /metrics");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
     let ok_pulls = "d42sync_runs_total{job=\"pull_devices\",outcome=\"ok\"}";
     let mut slowest = Duration::ZERO;
     let mut last = String::new();

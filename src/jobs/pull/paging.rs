@@ -102,13 +102,14 @@ pub(super) async fn pull_once(
         (settings.concurrency as u64).min(EARLY_RECORD_PAGES)
     };
     let window = pager.window();
-    let mut early: HashMap<u64, Fetching> = (1..early_pages)
-        .map(|k| k * advance_guess)
-        .map(|offset| {
+    // Pages `k` of the first round, at the guessed offsets, held by the window as they go.
+    let send_early = |ks: std::ops::Range<u64>| {
+        ks.map(|k| k * advance_guess).map(|offset| {
             window.hold();
             (offset, pager.spawn(offset, asked))
         })
-        .collect();
+    };
+    let mut early: HashMap<u64, Fetching> = send_early(1..early_pages).collect();
     // Behind the early pages in the queue for slots, but there is one slot left for it.
     let follows_up = early_pages > 1 && pass.listing == Listing::Records;
     let first = pager.fetch(0, asked);
@@ -117,10 +118,7 @@ pub(super) async fn pull_once(
         first = &mut first => first,
         () = tokio::time::sleep(FIRST_ROUND_WAIT), if follows_up => {
             // A slow first page: the rest of the first round goes now, behind it.
-            for offset in (early_pages..settings.concurrency as u64).map(|k| k * advance_guess) {
-                window.hold();
-                early.insert(offset, pager.spawn(offset, asked));
-            }
+            early.extend(send_early(early_pages..settings.concurrency as u64));
             first.await
         }
     }?;

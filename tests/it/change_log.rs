@@ -2,11 +2,12 @@
 //! `device_change_log` converts a database filled under the previous schema without losing a row,
 //! and pulls go on logging into it.
 
-use crate::helpers::TestEnv;
+use crate::helpers::{TestEnv, logged_numbers, output, text};
 use d42sim::SimConfig;
 use d42sync::store::Db;
 use sqlx::migrate::Migrator;
 use std::path::Path;
+use std::time::Duration;
 
 /// The version of the migration under test; those before it build the previous schema.
 const CHANGE_LOG: &str = "20261203010000";
@@ -154,6 +155,53 @@ async fn the_migration_drops_a_first_load_an_older_version_left_behind() {
             ("device_changes_by_run".into(), log),
         ]
     );
+    assert_eq!(db.integrity_check().await.unwrap(), "ok");
+    db.close().await;
+}
+
+#[tokio::test]
+async fn a_first_load_on_a_slow_link_logs_its_devices_as_the_pages_come_in() {
+    let env = TestEnv::start(
+        SimConfig {
+            devices: 10_000,
+            ..SimConfig::default()
+        },
+        "[devices]\npage_size = 1000\nconcurrency = 8",
+    )
+    .await;
+    // A first page slower than the 100 ms the pull gives it marks a slow link.
+    env.sim.set_page_delay(Duration::from_millis(150));
+
+    let out = output({
+        let mut cmd = env.command(&["pull"]);
+        cmd.env("D42SYNC_LOG__LEVEL", "info,d42sync=debug");
+        cmd
+    })
+    .await;
+
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    let batches = logged_numbers(
+        &stderr,
+        "DEBUG",
+        "change log written with the pages",
+        "devices",
+    );
+    // Pages overlap by one device: the ninth page brings the 8 192nd; the apply logs the rest.
+    assert_eq!(batches, [1_000 + 8 * 999], "{stderr}");
+    let db = env.db().await;
+    let log: Vec<(i64, i64, String)> =
+        sqlx::query_as("SELECT id, device_id, change FROM device_change_log ORDER BY id")
+            .fetch_all(&db.pool)
+            .await
+            .unwrap();
+    let mut ids = env.sim.device_ids();
+    ids.sort_unstable();
+    let expected: Vec<(i64, i64, String)> = (1..)
+        .zip(ids)
+        .map(|(row, id)| (row, id, "added".to_string()))
+        .collect();
+    assert_eq!(log, expected, "each device logged once, in id order");
     assert_eq!(db.integrity_check().await.unwrap(), "ok");
     db.close().await;
 }

@@ -187,6 +187,16 @@ pub fn log_lines<'a>(stderr: &'a str, level: &str) -> Vec<&'a str> {
     stderr.lines().filter(|l| l.contains(&needle)).collect()
 }
 
+/// The integer `field` of each JSON log line at `level` whose message is `message`, in order.
+pub fn logged_numbers(stderr: &str, level: &str, message: &str, field: &str) -> Vec<u64> {
+    log_lines(stderr, level)
+        .into_iter()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|l| l["message"] == message)
+        .filter_map(|l| l[field].as_u64())
+        .collect()
+}
+
 /// Runs a prepared command to completion off the async runtime.
 pub async fn output(mut cmd: Command) -> Output {
     tokio::task::spawn_blocking(move || cmd.output().unwrap())

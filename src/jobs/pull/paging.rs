@@ -117,8 +117,10 @@ pub(super) async fn pull_once(
     let first = tokio::select! {
         first = &mut first => first,
         () = tokio::time::sleep(FIRST_ROUND_WAIT), if follows_up => {
-            // A slow first page: the rest of the first round goes now, behind it.
+            // A slow first page: the rest of the first round goes now, behind it, and a first
+            // load logs its devices as the pages come in, while the stage waits for them.
             early.extend(send_early(early_pages..settings.concurrency as u64));
+            stage.log_with_pages();
             first.await
         }
     }?;

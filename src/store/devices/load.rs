@@ -1,9 +1,12 @@
 //! Load mode, a first pull's staging: records go straight into `pull_load_devices`, committed
-//! page by page, and the apply swaps that table in by rename ([`super::swap`]) and logs each
-//! device `added` (rows without a copy of the record, which `devices` holds).
+//! page by page, and the apply swaps that table in by rename ([`super::swap`]). Each device is
+//! logged `added` (a row without a copy of the record, which `devices` holds): when the change
+//! log is empty (the first pull of a database) into `pull_load_device_change_log`, swapped in
+//! with the devices, otherwise straight into the change log. The apply writes those rows, or,
+//! on a slow link ([`Load::log_with_pages`]), the pages write them as they come in.
 //!
-//! Until the apply nothing reads the load table; a crash leaves it behind and the next pull drops
-//! it and moves the indexes back ([`drop_tables`]).
+//! Until the apply nothing reads the load tables; a crash leaves them behind and the next pull
+//! drops them and moves the indexes back ([`drop_tables`]).
 
 use super::checkpoint::Checkpointer;
 use super::children::{self, ChildStage, LoadTables, Staging};
@@ -23,6 +26,20 @@ const LOAD_DEVICES: (&str, &str) = ("devices", "pull_load_devices");
 /// index that starts with one of them grows by appending during the load.
 const DEVICES_IN_ORDER: &[&str] = &["device_id", "first_seen", "last_changed"];
 
+/// The change log and its load table.
+const LOAD_CHANGES: (&str, &str) = ("device_change_log", "pull_load_device_change_log");
+
+/// Columns of the change log a load writes in ascending order (`device_id`) or with one value:
+/// d42sync's indexes on it all start with one of them, so they grow by appending.
+const CHANGES_IN_ORDER: &[&str] = &["device_id", "run_id", "change", "at"];
+
+/// Devices staged before their `added` rows go into the change log's load table, when the pages
+/// write them ([`Load::log_with_pages`]). Each write rewrites the last, partly filled pages of
+/// the table and of its four indexes: a first load of 100 000 devices wrote 35 MiB more in
+/// batches of this many (about 120 MiB more with a batch per page of 1 000), and the apply after the
+/// last page writes at most this many, a few milliseconds (`bench/findings.md`).
+const LOGGED_AT_ONCE: u64 = 8192;
+
 /// The triggers on `devices` that keep the change log's records (see the migration
 /// `device_change_log`): a load recreates them with the table; any other trigger on `devices`
 /// keeps a first pull on the compare path, where it fires.
@@ -40,6 +57,118 @@ pub(super) struct Load {
     devices: Definition,
     /// The child tables' load tables, swapped in with `pull_load_devices`.
     children: LoadTables,
+    /// The change log's load table, when the change log is empty and has no trigger.
+    log: Option<LoadLog>,
+}
+
+/// A first load's change log: the `added` rows of the devices staged, written as the pages come
+/// in and swapped in with `devices`.
+struct LoadLog {
+    /// `CREATE TABLE` of `pull_load_device_change_log`, and its indexes.
+    definition: Definition,
+    /// The highest device id logged, if any.
+    through: Option<i64>,
+    /// Devices staged and not logged yet.
+    unlogged: u64,
+    /// The pages log their devices, in batches of [`LOGGED_AT_ONCE`]; otherwise the apply does.
+    with_pages: bool,
+}
+
+impl LoadLog {
+    /// The change log's load table, when the change log is empty and no trigger hangs on it (a
+    /// trigger is to fire for each row, so the rows are inserted by the apply then).
+    async fn prepare(conn: &mut SqliteConnection) -> Result<Option<Self>, StoreError> {
+        let (table, _) = LOAD_CHANGES;
+        if !is_empty(conn, table).await? {
+            return Ok(None);
+        }
+        let (triggers,): (i64,) = sqlx::query_as(
+            "SELECT count(*) FROM sqlite_schema WHERE type = 'trigger' AND tbl_name = ?",
+        )
+        .bind(table)
+        .fetch_one(&mut *conn)
+        .await?;
+        if triggers > 0 {
+            return Ok(None);
+        }
+        Ok(definition(conn, LOAD_CHANGES, CHANGES_IN_ORDER)
+            .await?
+            .map(|definition| Self {
+                definition,
+                through: None,
+                unlogged: 0,
+                with_pages: false,
+            }))
+    }
+
+    /// Logs the devices of `pull_load_devices` past the highest one logged, within `tx`: the
+    /// load stages ids in ascending order (see `jobs::pull::paging`); [`Self::swap_in`] checks
+    /// the count.
+    async fn write(
+        &mut self,
+        tx: &mut SqliteConnection,
+        (run_id, at): (i64, &str),
+    ) -> Result<(), StoreError> {
+        if self.unlogged == 0 {
+            return Ok(());
+        }
+        log_added(tx, (run_id, at), self.through).await?;
+        self.through = sqlx::query_scalar("SELECT max(device_id) FROM main.pull_load_devices")
+            .fetch_one(&mut *tx)
+            .await?;
+        self.unlogged = 0;
+        Ok(())
+    }
+
+    /// Writes the rest of the `added` rows and swaps the log in within the apply transaction
+    /// `tx`, before `pull_load_devices` is swapped in. `added` devices were loaded.
+    async fn swap_in(
+        &mut self,
+        tx: &mut SqliteConnection,
+        run: (i64, &str),
+        added: i64,
+    ) -> Result<(), StoreError> {
+        let (table, load) = LOAD_CHANGES;
+        if !is_empty(tx, table).await? {
+            return Err(StoreError::Conflict(format!(
+                "{table} was written by something other than d42sync during the pull"
+            )));
+        }
+        self.write(tx, run).await?;
+        let (logged,): (i64,) = sqlx::query_as(&format!("SELECT count(*) FROM main.{load}"))
+            .fetch_one(&mut *tx)
+            .await?;
+        if logged != added {
+            // Ids staged out of order: logged again from the start, each device once.
+            sqlx::query(&format!("DELETE FROM main.{load}"))
+                .execute(&mut *tx)
+                .await?;
+            log_added(tx, run, None).await?;
+        }
+        swap_in(tx, LOAD_CHANGES, &self.definition.rebuilt).await
+    }
+}
+
+/// Logs each device of `pull_load_devices` with an id above `after` (all if `None`) `added` in
+/// the change log's load table, in id order.
+async fn log_added(
+    tx: &mut SqliteConnection,
+    (run_id, at): (i64, &str),
+    after: Option<i64>,
+) -> Result<(), StoreError> {
+    sqlx::query(&format!(
+        "INSERT INTO main.{} (run_id, device_id, change, at) \
+         SELECT ?, device_id, ?, ? FROM main.pull_load_devices WHERE device_id > ? \
+         ORDER BY device_id",
+        LOAD_CHANGES.1
+    ))
+    .bind(run_id)
+    .bind(Change::Added.as_str())
+    .bind(at)
+    .bind(after.unwrap_or(i64::MIN))
+    .execute(tx)
+    .await?;
+    Ok(())
 }
 
 impl Load {
@@ -71,6 +200,7 @@ impl Load {
         let Some(children) = LoadTables::prepare(conn).await? else {
             return Ok(None);
         };
+        let log = LoadLog::prepare(conn).await?;
         let checkpointer = Checkpointer::start(pool).await?;
         // The staging connection leaves checkpoints to the checkpointer; `end` restores it.
         // The connection is closed after the pull, so its settings go with it.
@@ -86,27 +216,44 @@ impl Load {
             checkpointer,
             devices,
             children,
+            log,
         }))
     }
 
-    /// Creates an empty load table, dropping that of an earlier attempt.
-    pub(super) async fn clear(&self, conn: &mut SqliteConnection) -> Result<(), StoreError> {
+    /// Creates empty load tables, dropping those of an earlier attempt.
+    pub(super) async fn clear(&mut self, conn: &mut SqliteConnection) -> Result<(), StoreError> {
         drop_tables(conn).await?;
         let mut tx = begin_immediate(conn).await?;
         create_load_table(&mut tx, LOAD_DEVICES, &self.devices).await?;
         self.children.create(&mut tx).await?;
+        if let Some(log) = &mut self.log {
+            create_load_table(&mut tx, LOAD_CHANGES, &log.definition).await?;
+            (log.through, log.unlogged) = (None, 0);
+        }
         tx.commit().await?;
         Ok(())
     }
 
+    /// Has the pages write the change log's `added` rows as they come in, rather than the apply
+    /// after the last page. For a slow link, where the stage waits for pages: there it costs no
+    /// time, and on a 200 ms link it took 0.1 s off a first load of 100 000 devices. Against a
+    /// fast appliance, where the stage is what the pull waits for, it would only add the
+    /// batches' writes (`bench/findings.md`). Without a load table for the change log (it has
+    /// rows or a trigger) the apply inserts the rows as before.
+    pub(super) fn log_with_pages(&mut self) {
+        if let Some(log) = &mut self.log {
+            log.with_pages = true;
+        }
+    }
+
     /// Writes a page's records (all of them carry one: nothing is stored to compare with) in a
-    /// transaction of their own, as the load's commit number `commits`, with `at` on every row.
-    /// Returns how many ids were new to this pull.
+    /// transaction of their own, as the load's commit number `commits` of run `run_id`, with `at`
+    /// on every row. Returns how many ids were new to this pull.
     pub(super) async fn stage(
         &mut self,
         conn: &mut SqliteConnection,
         rows: &[StageRow<'_>],
-        (at, commits): (&str, u64),
+        (run_id, at, commits): (i64, &str, u64),
         children: &mut ChildStage,
     ) -> Result<u64, StoreError> {
         let records: Vec<(i64, i64, &str, &DeviceColumns)> = rows
@@ -136,6 +283,14 @@ impl Load {
         )
         .await?;
         children.stage(&mut tx, Staging::Load, rows).await?;
+        if let Some(log) = &mut self.log {
+            log.unlogged += inserted;
+            if log.with_pages && log.unlogged >= LOGGED_AT_ONCE {
+                let devices = log.unlogged;
+                log.write(&mut tx, (run_id, at)).await?;
+                tracing::debug!(devices, "change log written with the pages");
+            }
+        }
         tx.commit().await?;
         self.checkpointer.after_commit(commits).await;
         Ok(inserted)
@@ -153,11 +308,11 @@ impl Load {
         .await;
     }
 
-    /// Swaps the load table in within the apply transaction `tx`: the inventory becomes the
+    /// Swaps the load tables in within the apply transaction `tx`: the inventory becomes the
     /// `items` devices loaded, each logged `added` by run `run_id` at `at` (a row that reads its
     /// record from `devices`).
     pub(super) async fn apply(
-        &self,
+        &mut self,
         tx: &mut SqliteConnection,
         (run_id, at): (i64, &str),
         items: i64,
@@ -172,17 +327,22 @@ impl Load {
             .fetch_one(&mut *tx)
             .await?;
         children.write_rest(tx, Staging::Load).await?;
+        if let Some(log) = &mut self.log {
+            log.swap_in(tx, (run_id, at), added).await?;
+        }
         swap_in(tx, LOAD_DEVICES, &self.devices.rebuilt).await?;
         self.children.swap_in(tx).await?;
-        sqlx::query(
-            "INSERT INTO device_change_log (run_id, device_id, change, at) \
-             SELECT ?, device_id, ?, ? FROM devices ORDER BY device_id",
-        )
-        .bind(run_id)
-        .bind(Change::Added.as_str())
-        .bind(at)
-        .execute(&mut *tx)
-        .await?;
+        if self.log.is_none() {
+            sqlx::query(
+                "INSERT INTO device_change_log (run_id, device_id, change, at) \
+                 SELECT ?, device_id, ?, ? FROM devices ORDER BY device_id",
+            )
+            .bind(run_id)
+            .bind(Change::Added.as_str())
+            .bind(at)
+            .execute(&mut *tx)
+            .await?;
+        }
         pages::save(tx).await?;
         Ok(ApplyOutcome::Applied(RunCounts {
             items,
@@ -201,31 +361,38 @@ async fn is_empty(conn: &mut SqliteConnection, table: &str) -> Result<bool, Stor
     Ok(empty)
 }
 
-/// Drops the load-mode table, if a pull left it, and gives its indexes back to `devices`. (The
-/// `pull_load_changes` of older versions is dropped by the migration `device_change_log`.)
+/// Drops the load-mode tables, if a pull left them, and gives their indexes back to `devices`
+/// and the change log. (The `pull_load_changes` of older versions is dropped by the migration
+/// `device_change_log`.)
 pub(super) async fn drop_tables(conn: &mut SqliteConnection) -> Result<(), StoreError> {
     children::drop_load_tables(conn).await?;
-    let (left,): (bool,) = sqlx::query_as(
-        "SELECT EXISTS (SELECT 1 FROM main.sqlite_schema WHERE type = 'table' AND name = ?)",
-    )
-    .bind(LOAD_DEVICES.1)
-    .fetch_one(&mut *conn)
-    .await?;
-    if !left {
-        return Ok(());
-    }
-    let (was,): (bool,) = sqlx::query_as("PRAGMA legacy_alter_table")
+    for pair in [LOAD_DEVICES, LOAD_CHANGES] {
+        let (left,): (bool,) = sqlx::query_as(
+            "SELECT EXISTS (SELECT 1 FROM main.sqlite_schema WHERE type = 'table' AND name = ?)",
+        )
+        .bind(pair.1)
         .fetch_one(&mut *conn)
         .await?;
-    legacy_renames(conn, true).await?;
-    let dropped = give_indexes_back(conn).await;
-    legacy_renames(conn, was).await?;
-    dropped
+        if !left {
+            continue;
+        }
+        let (was,): (bool,) = sqlx::query_as("PRAGMA legacy_alter_table")
+            .fetch_one(&mut *conn)
+            .await?;
+        legacy_renames(conn, true).await?;
+        let dropped = give_indexes_back(conn, pair).await;
+        legacy_renames(conn, was).await?;
+        dropped?;
+    }
+    Ok(())
 }
 
-/// Drops the load table in one write transaction, its indexes going back to `devices`.
-async fn give_indexes_back(conn: &mut SqliteConnection) -> Result<(), StoreError> {
-    let (table, load) = LOAD_DEVICES;
+/// Drops the load table of `pair` in one write transaction, its indexes going back to the table
+/// it stood for.
+async fn give_indexes_back(
+    conn: &mut SqliteConnection,
+    (table, load): (&str, &str),
+) -> Result<(), StoreError> {
     let mut tx = begin_immediate(conn).await?;
     // The load table's indexes, read before the drop: their statements name the load table, so
     // they run while `devices` bears its name.

@@ -52,7 +52,7 @@ enum Target {
     /// Into `temp.pull_stage`, compared with `devices` on apply.
     Compare(Compare),
     /// Into `pull_load_*`, renamed over the empty tables on apply.
-    Load(Load),
+    Load(Box<Load>),
 }
 
 /// How a pull's last attempt took its pages.
@@ -109,7 +109,7 @@ impl PullStage {
                 // A load changes this connection's settings: it is closed after the pull rather
                 // than handed back to the pool.
                 conn.close_on_drop();
-                Target::Load(load)
+                Target::Load(Box::new(load))
             }
             None => Target::Compare(Compare::open(&mut conn).await?),
         };
@@ -141,6 +141,14 @@ impl PullStage {
     /// Whether this is a first load (the inventory was empty): only a full pull can fill it.
     pub fn is_first_load(&self) -> bool {
         matches!(self.target, Target::Load(_))
+    }
+
+    /// The link is slow: a first load writes its change log with the pages rather than after
+    /// the last one (see `load`). Nothing changes for a pull that compares.
+    pub fn log_with_pages(&mut self) {
+        if let Target::Load(load) = &mut self.target {
+            load.log_with_pages();
+        }
     }
 
     /// Has the apply record `watermark` in its transaction, dated by this pull's start.
@@ -175,7 +183,7 @@ impl PullStage {
         self.tally = Tally::default();
         self.children.clear();
         pages::clear_seen(&mut self.conn).await?;
-        match &self.target {
+        match &mut self.target {
             Target::Compare(_) => compare::clear(&mut self.conn).await,
             Target::Load(load) => load.clear(&mut self.conn).await,
         }
@@ -223,7 +231,7 @@ impl PullStage {
         match &mut self.target {
             Target::Compare(_) => compare::stage(&mut self.conn, rows, &mut self.children).await,
             Target::Load(load) => {
-                let commit = (self.at.as_str(), self.tally.pages.parsed);
+                let commit = (self.run_id, self.at.as_str(), self.tally.pages.parsed);
                 load.stage(&mut self.conn, rows, commit, &mut self.children)
                     .await
             }
@@ -294,7 +302,7 @@ impl PullStage {
         let reused = self.tally.pages.reused > 0;
         let run = (self.run_id, self.at.as_str());
         let mut tx = begin_immediate(&mut self.conn).await?;
-        let outcome = match &self.target {
+        let outcome = match &mut self.target {
             Target::Compare(compare) => {
                 let pages = (unchanged, reused);
                 compare.apply(&mut tx, run, items, guard, pages).await?

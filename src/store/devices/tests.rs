@@ -558,6 +558,97 @@ async fn a_trigger_on_the_change_log_fires_for_each_row_of_a_first_load_that_swa
     assert_eq!(audit, [1, 2].map(|id| (id, "added".to_string())));
 }
 
+/// Devices `ids` at version 1, in pages of 1 000.
+fn pages_of(ids: std::ops::RangeInclusive<i64>) -> Vec<Vec<Device>> {
+    let devices: Vec<Device> = ids.map(|id| (id, 1)).collect();
+    devices.chunks(1_000).map(<[Device]>::to_vec).collect()
+}
+
+/// The change log's rows (id, device, change), in id order.
+async fn log_rows(db: &Db) -> Vec<(i64, i64, String)> {
+    sqlx::query_as("SELECT id, device_id, change FROM device_change_log ORDER BY id")
+        .fetch_all(&db.pool)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_first_load_logs_each_device_once_whether_its_pages_or_its_apply_write_the_log() {
+    for with_pages in [false, true] {
+        let (_dir, db) = open().await;
+        let before = schema(&db).await;
+        let run_id = runs::start(&db, Job::PullDevices).await.unwrap();
+        let mut stage = PullStage::new(&db, run_id).await.unwrap();
+        if with_pages {
+            stage.log_with_pages();
+        }
+        let pages = pages_of(1..=9_000);
+        let pages: Vec<&[Device]> = pages.iter().map(Vec::as_slice).collect();
+        stage_pages(&mut stage, run_id, &pages).await;
+        // The ninth page brings the 8 192nd device: the pages wrote a batch, if they log.
+        let loaded = count(&db, "pull_load_device_change_log").await;
+        assert_eq!(loaded, if with_pages { 9_000 } else { 0 });
+        assert_eq!(count(&db, "device_changes").await, 0, "nothing applied yet");
+
+        stage.apply(9_000, NO_GUARD).await.unwrap();
+
+        let expected: Vec<(i64, i64, String)> = (1..=9_000)
+            .map(|id| (id, id, "added".to_string()))
+            .collect();
+        assert_eq!(log_rows(&db).await, expected, "with pages: {with_pages}");
+        assert_eq!(schema(&db).await, before, "with pages: {with_pages}");
+    }
+}
+
+#[tokio::test]
+async fn a_load_staged_out_of_id_order_still_logs_each_device_once() {
+    let (_dir, db) = open().await;
+    let run_id = runs::start(&db, Job::PullDevices).await.unwrap();
+    let mut stage = PullStage::new(&db, run_id).await.unwrap();
+    stage.log_with_pages();
+    // 8 192 devices, logged with the ninth page, then ten with lower ids.
+    let mut pages = pages_of(20_001..=28_192);
+    pages.push((1..=10).map(|id| (id, 1)).collect());
+    let pages: Vec<&[Device]> = pages.iter().map(Vec::as_slice).collect();
+    stage_pages(&mut stage, run_id, &pages).await;
+    assert_eq!(count(&db, "pull_load_device_change_log").await, 8_192);
+
+    stage.apply(8_202, NO_GUARD).await.unwrap();
+
+    let expected: Vec<(i64, i64, String)> = (1..=10)
+        .chain(20_001..=28_192)
+        .zip(1..)
+        .map(|(id, row)| (row, id, "added".to_string()))
+        .collect();
+    assert_eq!(log_rows(&db).await, expected);
+}
+
+#[tokio::test]
+async fn a_load_whose_change_log_was_written_meanwhile_is_refused_and_gives_its_indexes_back() {
+    let (_dir, db) = open().await;
+    let before = schema(&db).await;
+    let (run_id, stage) = staged(&db, &[&[(1, 1), (2, 1)]]).await;
+    exec(
+        &db,
+        &format!(
+            "INSERT INTO device_change_log (run_id, device_id, change, at) \
+             VALUES ({run_id}, 7, 'added', 'then')"
+        ),
+    )
+    .await;
+
+    let refused = stage.apply(2, NO_GUARD).await;
+
+    assert!(
+        matches!(refused, Err(StoreError::Conflict(_))),
+        "{refused:?}"
+    );
+    assert_eq!(log_rows(&db).await, [(1, 7, "added".to_string())]);
+    assert!(devices(&db).await.is_empty());
+    assert_eq!(schema(&db).await, before);
+    assert_eq!(db.integrity_check().await.unwrap(), "ok");
+}
+
 #[tokio::test]
 async fn a_repair_page_is_staged_but_not_kept_as_a_page_for_the_next_pull() {
     let (_dir, db) = open().await;

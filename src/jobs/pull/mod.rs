@@ -13,7 +13,7 @@
 //! outruns (its repairs exceed a budget) starts over, up to `devices.max_drift_retries` times;
 //! one that never completes fails and changes nothing. Pages are fetched `devices.concurrency`
 //! at a time and parsed on blocking threads, one per core at a time (`pager`); memory is
-//! bounded by the pages in flight and four received ones waiting to be staged, not by the
+//! bounded by the pages in flight and two received ones waiting to be staged, not by the
 //! inventory. A page whose body hashes as the same page of the last applied pull, and that
 //! overlaps the page before as it did then, is not parsed: its records are the ones stored
 //! ([`crate::store::pages`]). `report` has the lines a run logs as it ends, with the body bytes

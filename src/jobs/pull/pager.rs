@@ -114,11 +114,9 @@ pub(super) struct FetchedItem {
 /// Received pages held beyond those in flight. A page is parsed, then waits for the pages before
 /// it to be staged; if it held its request slot meanwhile, every slow stage would idle the link.
 /// On a 200 ms link with 8 in flight, two such pages took a first load of 100 000 devices from
-/// 3.6 s to 3.2 s; four, from 3.16-3.23 s to 3.16-3.21 s (the first round's pages come back
-/// four at a time, and with two, the last two of them waited for a stage before their slots
-/// went out again). When the stage is behind, [`Window`] holds fewer, so against a fast
-/// appliance four hold no more memory than two (`bench/findings.md`).
-const RECEIVED_AHEAD: usize = 4;
+/// 3.6 s to 3.2 s (`bench/findings.md`); four took 3.16-3.21 s against 3.16-3.23 s, and held
+/// 6-8 MiB more. When the stage is behind, [`Window`] holds fewer.
+const RECEIVED_AHEAD: usize = 2;
 
 /// A page fetch running on its own task; dropping it aborts the fetch.
 pub(super) type Fetching = AbortOnDropHandle<Result<FetchedPage, PullError>>;

@@ -159,8 +159,10 @@ async fn the_migration_drops_a_first_load_an_older_version_left_behind() {
     db.close().await;
 }
 
-#[tokio::test]
-async fn a_first_load_on_a_slow_link_logs_its_devices_as_the_pages_come_in() {
+/// A first load of 10 000 devices in pages of 1 000 (8 in flight), each page answered `delay`
+/// after it is asked for, `failpoint` set: the batches of `added` rows the pages wrote (from the
+/// DEBUG lines), once the pull has checked that each device is logged once, in id order.
+async fn first_load_log_batches(delay: Duration, failpoint: &str) -> Vec<u64> {
     let env = TestEnv::start(
         SimConfig {
             devices: 10_000,
@@ -169,26 +171,18 @@ async fn a_first_load_on_a_slow_link_logs_its_devices_as_the_pages_come_in() {
         "[devices]\npage_size = 1000\nconcurrency = 8",
     )
     .await;
-    // A first page slower than the 100 ms the pull gives it marks a slow link.
-    env.sim.set_page_delay(Duration::from_millis(150));
+    env.sim.set_page_delay(delay);
 
     let out = output({
         let mut cmd = env.command(&["pull"]);
-        cmd.env("D42SYNC_LOG__LEVEL", "info,d42sync=debug");
+        cmd.env("D42SYNC_LOG__LEVEL", "info,d42sync=debug")
+            .env("D42SYNC_FAILPOINT", failpoint);
         cmd
     })
     .await;
 
     let (stdout, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
-    let batches = logged_numbers(
-        &stderr,
-        "DEBUG",
-        "change log written with the pages",
-        "devices",
-    );
-    // Pages overlap by one device: the ninth page brings the 8 192nd; the apply logs the rest.
-    assert_eq!(batches, [1_000 + 8 * 999], "{stderr}");
     let db = env.db().await;
     let log: Vec<(i64, i64, String)> =
         sqlx::query_as("SELECT id, device_id, change FROM device_change_log ORDER BY id")
@@ -204,4 +198,21 @@ async fn a_first_load_on_a_slow_link_logs_its_devices_as_the_pages_come_in() {
     assert_eq!(log, expected, "each device logged once, in id order");
     assert_eq!(db.integrity_check().await.unwrap(), "ok");
     db.close().await;
+    logged_numbers(
+        &stderr,
+        "DEBUG",
+        "change log written with the pages",
+        "devices",
+    )
+}
+
+#[tokio::test]
+async fn a_first_load_logs_its_devices_as_the_pages_come_in_while_it_waits_for_the_link() {
+    // A page's fetch (600 ms) outlasts the lookahead's ten stages: the stage waits. Pages
+    // overlap by one device: the ninth brings the 8 192nd, and the apply logs the rest.
+    let waiting = first_load_log_batches(Duration::from_millis(600), "").await;
+    assert_eq!(waiting, [1_000 + 8 * 999]);
+    // Each stage held 50 ms longer: ten of them outlast a 150 ms fetch, and the apply logs all.
+    let busy = first_load_log_batches(Duration::from_millis(150), "pull.slow_stage").await;
+    assert_eq!(busy, [0_u64; 0]);
 }

@@ -117,10 +117,8 @@ pub(super) async fn pull_once(
     let first = tokio::select! {
         first = &mut first => first,
         () = tokio::time::sleep(FIRST_ROUND_WAIT), if follows_up => {
-            // A slow first page: the rest of the first round goes now, behind it, and a first
-            // load logs its devices as the pages come in, while the stage waits for them.
+            // A slow first page: the rest of the first round goes now, behind it.
             early.extend(send_early(early_pages..settings.concurrency as u64));
-            stage.log_with_pages();
             first.await
         }
     }?;
@@ -184,6 +182,9 @@ pub(super) async fn pull_once(
         let page = joined.map_err(|e| PullError::Task(e.to_string()))??;
         let staging = Instant::now();
         crate::failpoint::delay("pull.slow_stage").await;
+        // While the stage waits for the link, a first load logs its devices with the pages,
+        // not after the last one.
+        walk.log_with_pages(window.stage_waits());
         walk.take(page, nominal).await?;
         window.release(staging.elapsed());
     }

@@ -79,6 +79,12 @@ impl<'a> Walk<'a> {
         }
     }
 
+    /// Whether a first load logs its devices as its pages are staged (see
+    /// [`PullStage::log_with_pages`]).
+    pub(super) fn log_with_pages(&mut self, on: bool) {
+        self.stage.log_with_pages(on);
+    }
+
     /// The listing was seen to end: no page is needed any more.
     pub(super) fn ended(&self) -> bool {
         self.ended

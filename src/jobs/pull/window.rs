@@ -139,6 +139,17 @@ impl Window {
     pub(super) fn limit(&self) -> usize {
         self.state().limit(self.widest)
     }
+
+    /// Whether the stage waits for the link: both times are known and the pages that cover
+    /// one page's fetch at the current stage rate are as many as the lookahead, so the window
+    /// is at its widest because the link is slow, not for want of measurements.
+    pub(super) fn stage_waits(&self) -> bool {
+        let state = self.state();
+        matches!(
+            (state.fetch, state.stage),
+            (Some(fetch), Some(stage)) if fetch >= stage * self.widest as f64
+        )
+    }
 }
 
 #[cfg(test)]
@@ -172,6 +183,25 @@ mod tests {
         // Slower still: never wider than the lookahead.
         window.fetched(MS(5000));
         assert_eq!(window.limit(), 10);
+    }
+
+    #[test]
+    fn the_stage_waits_when_a_page_fetch_covers_the_whole_lookahead_of_stages() {
+        let window = Window::new(10);
+        assert!(!window.stage_waits(), "nothing measured yet");
+        window.fetched(MS(200));
+        assert!(!window.stage_waits(), "no stage measured yet");
+        window.staged(MS(40));
+        assert!(
+            !window.stage_waits(),
+            "5 stages per fetch: the stage is busy"
+        );
+        let window = Window::new(10);
+        window.fetched(MS(200));
+        window.staged(MS(20));
+        assert!(window.stage_waits(), "10 stages per fetch");
+        window.fetched(MS(30));
+        assert!(!window.stage_waits(), "the link got fast");
     }
 
     #[tokio::test]

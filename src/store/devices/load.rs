@@ -3,7 +3,8 @@
 //! logged `added` (a row without a copy of the record, which `devices` holds): when the change
 //! log is empty (the first pull of a database) into `pull_load_device_change_log`, swapped in
 //! with the devices, otherwise straight into the change log. The apply writes those rows, or,
-//! on a slow link ([`Load::log_with_pages`]), the pages write them as they come in.
+//! while the pull waits for the link ([`Load::log_with_pages`]), the pages write them as they
+//! come in.
 //!
 //! Until the apply nothing reads the load tables; a crash leaves them behind and the next pull
 //! drops them and moves the indexes back ([`drop_tables`]).
@@ -71,6 +72,7 @@ struct LoadLog {
     /// Devices staged and not logged yet.
     unlogged: u64,
     /// The pages log their devices, in batches of [`LOGGED_AT_ONCE`]; otherwise the apply does.
+    /// Set for each page: the link's pace can change during a pull.
     with_pages: bool,
 }
 
@@ -234,15 +236,15 @@ impl Load {
         Ok(())
     }
 
-    /// Has the pages write the change log's `added` rows as they come in, rather than the apply
-    /// after the last page. For a slow link, where the stage waits for pages: there it costs no
+    /// Whether the pages write the change log's `added` rows as they come in (`on`), or the
+    /// apply after the last page. On while the stage waits for the link: there it costs no
     /// time, and on a 200 ms link it took 0.1 s off a first load of 100 000 devices. Against a
     /// fast appliance, where the stage is what the pull waits for, it would only add the
     /// batches' writes (`bench/findings.md`). Without a load table for the change log (it has
-    /// rows or a trigger) the apply inserts the rows as before.
-    pub(super) fn log_with_pages(&mut self) {
+    /// rows or a trigger) the apply inserts the rows either way.
+    pub(super) fn log_with_pages(&mut self, on: bool) {
         if let Some(log) = &mut self.log {
-            log.with_pages = true;
+            log.with_pages = on;
         }
     }
 

@@ -143,11 +143,12 @@ impl PullStage {
         matches!(self.target, Target::Load(_))
     }
 
-    /// The link is slow: a first load writes its change log with the pages rather than after
-    /// the last one (see `load`). Nothing changes for a pull that compares.
-    pub fn log_with_pages(&mut self) {
+    /// Whether a first load writes its change log with the pages (`on`: the pull waits for the
+    /// link, not for the stage) or after the last one (see `load`). Nothing changes for a pull
+    /// that compares.
+    pub fn log_with_pages(&mut self, on: bool) {
         if let Target::Load(load) = &mut self.target {
-            load.log_with_pages();
+            load.log_with_pages(on);
         }
     }
 

@@ -579,9 +579,7 @@ async fn a_first_load_logs_each_device_once_whether_its_pages_or_its_apply_write
         let before = schema(&db).await;
         let run_id = runs::start(&db, Job::PullDevices).await.unwrap();
         let mut stage = PullStage::new(&db, run_id).await.unwrap();
-        if with_pages {
-            stage.log_with_pages();
-        }
+        stage.log_with_pages(with_pages);
         let pages = pages_of(1..=9_000);
         let pages: Vec<&[Device]> = pages.iter().map(Vec::as_slice).collect();
         stage_pages(&mut stage, run_id, &pages).await;
@@ -605,7 +603,7 @@ async fn a_load_staged_out_of_id_order_still_logs_each_device_once() {
     let (_dir, db) = open().await;
     let run_id = runs::start(&db, Job::PullDevices).await.unwrap();
     let mut stage = PullStage::new(&db, run_id).await.unwrap();
-    stage.log_with_pages();
+    stage.log_with_pages(true);
     // 8 192 devices, logged with the ninth page, then ten with lower ids.
     let mut pages = pages_of(20_001..=28_192);
     pages.push((1..=10).map(|id| (id, 1)).collect());

@@ -37,8 +37,8 @@ const CHANGES_IN_ORDER: &[&str] = &["device_id", "run_id", "change", "at"];
 /// Devices staged before their `added` rows go into the change log's load table, when the pages
 /// write them ([`Load::log_with_pages`]). Each write rewrites the last, partly filled pages of
 /// the table and of its four indexes: a first load of 100 000 devices wrote 35 MiB more in
-/// batches of this many (about 120 MiB more with a batch per page of 1 000), and the apply after the
-/// last page writes at most this many, a few milliseconds (`bench/findings.md`).
+/// batches of this many (about 120 MiB more with a batch per page of 1 000), and the apply
+/// after the last page writes at most this many, a few milliseconds (`bench/findings.md`).
 const LOGGED_AT_ONCE: u64 = 8192;
 
 /// The triggers on `devices` that keep the change log's records (see the migration

@@ -67,8 +67,6 @@ pub(super) struct Load {
 struct LoadLog {
     /// `CREATE TABLE` of `pull_load_device_change_log`, and its indexes.
     definition: Definition,
-    /// The highest device id logged, if any.
-    through: Option<i64>,
     /// Devices staged and not logged yet.
     unlogged: u64,
     /// The pages log their devices, in batches of [`LOGGED_AT_ONCE`]; otherwise the apply does.
@@ -81,23 +79,13 @@ impl LoadLog {
     /// trigger is to fire for each row, so the rows are inserted by the apply then).
     async fn prepare(conn: &mut SqliteConnection) -> Result<Option<Self>, StoreError> {
         let (table, _) = LOAD_CHANGES;
-        if !is_empty(conn, table).await? {
-            return Ok(None);
-        }
-        let (triggers,): (i64,) = sqlx::query_as(
-            "SELECT count(*) FROM sqlite_schema WHERE type = 'trigger' AND tbl_name = ?",
-        )
-        .bind(table)
-        .fetch_one(&mut *conn)
-        .await?;
-        if triggers > 0 {
+        if !is_empty(conn, table).await? || triggers_on(conn, table, &[]).await? > 0 {
             return Ok(None);
         }
         Ok(definition(conn, LOAD_CHANGES, CHANGES_IN_ORDER)
             .await?
             .map(|definition| Self {
                 definition,
-                through: None,
                 unlogged: 0,
                 with_pages: false,
             }))
@@ -109,15 +97,12 @@ impl LoadLog {
     async fn write(
         &mut self,
         tx: &mut SqliteConnection,
-        (run_id, at): (i64, &str),
+        run: (i64, &str),
     ) -> Result<(), StoreError> {
         if self.unlogged == 0 {
             return Ok(());
         }
-        log_added(tx, (run_id, at), self.through).await?;
-        self.through = sqlx::query_scalar("SELECT max(device_id) FROM main.pull_load_devices")
-            .fetch_one(&mut *tx)
-            .await?;
+        log_added(tx, (LOAD_DEVICES.1, LOAD_CHANGES.1), run, true).await?;
         self.unlogged = 0;
         Ok(())
     }
@@ -145,32 +130,56 @@ impl LoadLog {
             sqlx::query(&format!("DELETE FROM main.{load}"))
                 .execute(&mut *tx)
                 .await?;
-            log_added(tx, run, None).await?;
+            log_added(tx, (LOAD_DEVICES.1, load), run, false).await?;
         }
         swap_in(tx, LOAD_CHANGES, &self.definition.rebuilt).await
     }
 }
 
-/// Logs each device of `pull_load_devices` with an id above `after` (all if `None`) `added` in
-/// the change log's load table, in id order.
+/// Logs each device of table `from` `added` by run `run_id` at `at` in table `into`, in id
+/// order; with `past_logged`, only those above the highest device id `into` holds.
 async fn log_added(
     tx: &mut SqliteConnection,
+    (from, into): (&str, &str),
     (run_id, at): (i64, &str),
-    after: Option<i64>,
+    past_logged: bool,
 ) -> Result<(), StoreError> {
-    sqlx::query(&format!(
-        "INSERT INTO main.{} (run_id, device_id, change, at) \
-         SELECT ?, device_id, ?, ? FROM main.pull_load_devices WHERE device_id > ? \
-         ORDER BY device_id",
-        LOAD_CHANGES.1
-    ))
-    .bind(run_id)
-    .bind(Change::Added.as_str())
-    .bind(at)
-    .bind(after.unwrap_or(i64::MIN))
-    .execute(tx)
-    .await?;
+    let past = if past_logged {
+        format!("WHERE device_id > (SELECT coalesce(max(device_id), ?) FROM main.{into})")
+    } else {
+        String::new()
+    };
+    let sql = format!(
+        "INSERT INTO main.{into} (run_id, device_id, change, at) \
+         SELECT ?, device_id, ?, ? FROM main.{from} {past} ORDER BY device_id"
+    );
+    let mut insert = sqlx::query(&sql)
+        .bind(run_id)
+        .bind(Change::Added.as_str())
+        .bind(at);
+    if past_logged {
+        insert = insert.bind(i64::MIN);
+    }
+    insert.execute(tx).await?;
     Ok(())
+}
+
+/// How many triggers hang on `table`, less those named in `except`.
+async fn triggers_on(
+    conn: &mut SqliteConnection,
+    table: &str,
+    except: &[&str],
+) -> Result<i64, StoreError> {
+    let except = serde_json::to_string(except).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+    let (count,): (i64,) = sqlx::query_as(
+        "SELECT count(*) FROM main.sqlite_schema WHERE type = 'trigger' AND tbl_name = ? \
+         AND name NOT IN (SELECT value FROM json_each(?))",
+    )
+    .bind(table)
+    .bind(except)
+    .fetch_one(conn)
+    .await?;
+    Ok(count)
 }
 
 impl Load {
@@ -184,16 +193,8 @@ impl Load {
         if !is_empty(conn, LOAD_DEVICES.0).await? {
             return Ok(None);
         }
-        let (others,): (i64,) = sqlx::query_as(
-            "SELECT count(*) FROM sqlite_schema WHERE type = 'trigger' AND tbl_name = ? \
-             AND name NOT IN (?, ?)",
-        )
-        .bind(LOAD_DEVICES.0)
-        .bind(OWN_TRIGGERS.0)
-        .bind(OWN_TRIGGERS.1)
-        .fetch_one(&mut *conn)
-        .await?;
-        if others > 0 {
+        let own = [OWN_TRIGGERS.0, OWN_TRIGGERS.1];
+        if triggers_on(conn, LOAD_DEVICES.0, &own).await? > 0 {
             return Ok(None);
         }
         let Some(devices) = definition(conn, LOAD_DEVICES, DEVICES_IN_ORDER).await? else {
@@ -230,7 +231,7 @@ impl Load {
         self.children.create(&mut tx).await?;
         if let Some(log) = &mut self.log {
             create_load_table(&mut tx, LOAD_CHANGES, &log.definition).await?;
-            (log.through, log.unlogged) = (None, 0);
+            log.unlogged = 0;
         }
         tx.commit().await?;
         Ok(())
@@ -335,15 +336,7 @@ impl Load {
         swap_in(tx, LOAD_DEVICES, &self.devices.rebuilt).await?;
         self.children.swap_in(tx).await?;
         if self.log.is_none() {
-            sqlx::query(
-                "INSERT INTO device_change_log (run_id, device_id, change, at) \
-                 SELECT ?, device_id, ?, ? FROM devices ORDER BY device_id",
-            )
-            .bind(run_id)
-            .bind(Change::Added.as_str())
-            .bind(at)
-            .execute(&mut *tx)
-            .await?;
+            log_added(tx, (LOAD_DEVICES.0, LOAD_CHANGES.0), (run_id, at), false).await?;
         }
         pages::save(tx).await?;
         Ok(ApplyOutcome::Applied(RunCounts {

@@ -4,7 +4,7 @@
 //! and only the typed columns are read from it, under their v2 or v1 names.
 
 use crate::device::DeviceColumns;
-use crate::device::children::{ChildLists, DeviceChildren};
+use crate::device::children::{DeviceChildren, List, ListSeed};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::Value;
@@ -98,12 +98,12 @@ pub struct DevicePage<'a> {
     pub items: Vec<DeviceItem<'a>>,
 }
 
-/// The fields of a record that are read; everything else is skipped (and kept in `raw`).
-#[derive(Deserialize)]
-struct Fields {
+/// The fields of a record that are read; everything else is skipped (and kept in `raw`). The
+/// lists become the child rows as they are read ([`ListSeed`]).
+#[derive(Default)]
+pub(crate) struct Fields {
     device_id: Option<Value>,
     name: Option<Value>,
-    #[serde(rename = "type")]
     kind: Option<Value>,
     serial_no: Option<Value>,
     asset_no: Option<Value>,
@@ -120,15 +120,150 @@ struct Fields {
     os_version_no: Option<Value>,
     osverno: Option<Value>,
     last_updated: Option<Value>,
-    ip_addresses: Option<Value>,
-    mac_addresses: Option<Value>,
-    tags: Option<Value>,
-    custom_fields: Option<Value>,
-    aliases: Option<Value>,
+    children: DeviceChildren,
+}
+
+/// The members of a record that are read, named as [`Key::NAMES`] gives them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(field_identifier, rename_all = "snake_case")]
+enum Key {
+    DeviceId,
+    Name,
+    #[serde(rename = "type")]
+    Kind,
+    SerialNo,
+    AssetNo,
+    Uuid,
+    InService,
+    ServiceLevel,
+    Customer,
+    Hardware,
+    HwModel,
+    OsName,
+    Os,
+    OsVersion,
+    Osver,
+    OsVersionNo,
+    Osverno,
+    LastUpdated,
+    IpAddresses,
+    MacAddresses,
+    Tags,
+    CustomFields,
+    Aliases,
+    #[serde(other)]
+    Other,
+}
+
+impl Key {
+    /// The member names, in variant order (a test checks them against the serde names).
+    const NAMES: [&'static str; 23] = [
+        "device_id",
+        "name",
+        "type",
+        "serial_no",
+        "asset_no",
+        "uuid",
+        "in_service",
+        "service_level",
+        "customer",
+        "hardware",
+        "hw_model",
+        "os_name",
+        "os",
+        "os_version",
+        "osver",
+        "os_version_no",
+        "osverno",
+        "last_updated",
+        "ip_addresses",
+        "mac_addresses",
+        "tags",
+        "custom_fields",
+        "aliases",
+    ];
+
+    /// The child list a member is, if it is one.
+    fn list(self) -> Option<List> {
+        Some(match self {
+            Key::IpAddresses => List::Ips,
+            Key::MacAddresses => List::Macs,
+            Key::Tags => List::Tags,
+            Key::CustomFields => List::CustomFields,
+            Key::Aliases => List::Aliases,
+            _ => return None,
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for Fields {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(FieldsVisitor)
+    }
+}
+
+struct FieldsVisitor;
+
+impl<'de> serde::de::Visitor<'de> for FieldsVisitor {
+    type Value = Fields;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a device record (an object)")
+    }
+
+    /// A member read twice is an error, as for any typed record.
+    fn visit_map<M: serde::de::MapAccess<'de>>(self, mut map: M) -> Result<Fields, M::Error> {
+        let mut fields = Fields::default();
+        let mut seen = 0u32;
+        while let Some(key) = map.next_key::<Key>()? {
+            if key == Key::Other {
+                map.next_value::<serde::de::IgnoredAny>()?;
+                continue;
+            }
+            let bit = 1u32 << key as u32;
+            if seen & bit != 0 {
+                return Err(serde::de::Error::duplicate_field(Key::NAMES[key as usize]));
+            }
+            seen |= bit;
+            if let Some(value) = fields.scalar(key) {
+                *value = map.next_value()?;
+            } else if let Some(list) = key.list() {
+                let children = &mut fields.children;
+                map.next_value_seed(ListSeed { children, list })?;
+            }
+        }
+        Ok(fields)
+    }
 }
 
 impl Fields {
-    fn columns(self) -> DeviceColumns {
+    /// The place of a member that is one value; `None` for a list.
+    fn scalar(&mut self, key: Key) -> Option<&mut Option<Value>> {
+        Some(match key {
+            Key::DeviceId => &mut self.device_id,
+            Key::Name => &mut self.name,
+            Key::Kind => &mut self.kind,
+            Key::SerialNo => &mut self.serial_no,
+            Key::AssetNo => &mut self.asset_no,
+            Key::Uuid => &mut self.uuid,
+            Key::InService => &mut self.in_service,
+            Key::ServiceLevel => &mut self.service_level,
+            Key::Customer => &mut self.customer,
+            Key::Hardware => &mut self.hardware,
+            Key::HwModel => &mut self.hw_model,
+            Key::OsName => &mut self.os_name,
+            Key::Os => &mut self.os,
+            Key::OsVersion => &mut self.os_version,
+            Key::Osver => &mut self.osver,
+            Key::OsVersionNo => &mut self.os_version_no,
+            Key::Osverno => &mut self.osverno,
+            Key::LastUpdated => &mut self.last_updated,
+            _ => return None,
+        })
+    }
+
+    /// The typed columns and the child rows.
+    pub(crate) fn columns(self) -> DeviceColumns {
         DeviceColumns {
             name: text(self.name),
             kind: text(self.kind),
@@ -146,13 +281,7 @@ impl Fields {
                 .or_else(|| text(self.os_version_no))
                 .or_else(|| text(self.osverno)),
             last_updated: text(self.last_updated),
-            children: DeviceChildren::from_lists(ChildLists {
-                ip_addresses: self.ip_addresses,
-                mac_addresses: self.mac_addresses,
-                tags: self.tags,
-                custom_fields: self.custom_fields,
-                aliases: self.aliases,
-            }),
+            children: self.children,
         }
     }
 }
@@ -240,8 +369,15 @@ fn count(key: &str, v: Option<Value>) -> Result<Option<u64>, String> {
 
 /// Parses a devices page, finding the list key case-insensitively. `Err` is the cause.
 pub fn parse_device_page(body: &[u8]) -> Result<DevicePage<'_>, String> {
+    // Checked once here, the body is read as text: its strings are then not checked again.
+    let Ok(body) = std::str::from_utf8(body) else {
+        // Malformed JSON is the more telling cause when the body is both.
+        serde_json::from_slice::<serde::de::IgnoredAny>(body)
+            .map_err(|e| format!("malformed json: {e}"))?;
+        return Err("body is not valid utf-8".to_string());
+    };
     let top: PageTop<'_> =
-        serde_json::from_slice(body).map_err(|e| format!("malformed json: {e}"))?;
+        serde_json::from_str(body).map_err(|e| format!("malformed json: {e}"))?;
     let total_count = count("total_count", top.total_count)?;
     let limit = count("limit", top.limit)?;
     let raw_items = top.devices.ok_or("no devices list in the answer")?;

@@ -10,7 +10,9 @@
 //! real record lists 28 custom fields): their texts share one buffer per record, and each row
 //! holds only positions in it.
 
-use serde_json::Value;
+mod read;
+
+pub use read::{List, ListSeed};
 use std::borrow::Cow;
 
 /// An `ip_addresses` entry (v1 only).
@@ -98,47 +100,7 @@ pub struct DeviceChildren {
     aliases: Vec<(u32, Span)>,
 }
 
-/// The record's child lists, as parsed (each `None` when the record lacks it).
-#[derive(Debug, Default)]
-pub struct ChildLists {
-    pub ip_addresses: Option<Value>,
-    pub mac_addresses: Option<Value>,
-    pub tags: Option<Value>,
-    pub custom_fields: Option<Value>,
-    pub aliases: Option<Value>,
-}
-
 impl DeviceChildren {
-    /// The rows of a record's lists; what is not of the expected shape gives none.
-    pub fn from_lists(lists: ChildLists) -> Self {
-        let mut children = Self::default();
-        for (seq, entry) in objects(&lists.ip_addresses) {
-            let kind = entry.get("type").and_then(Value::as_i64);
-            let spans = ["ip", "label", "subnet", "macaddress"].map(|k| children.member(entry, k));
-            children.ips.push((seq, spans, kind));
-        }
-        for (seq, entry) in objects(&lists.mac_addresses) {
-            let spans = ["mac", "port", "port_name", "vlan"].map(|k| children.member(entry, k));
-            children.macs.push((seq, spans));
-        }
-        for (seq, entry) in objects(&lists.custom_fields) {
-            // A field without a key is no field.
-            if text(entry.get("key")).is_some() {
-                let spans = ["key", "value", "notes"].map(|k| children.member(entry, k));
-                children.custom_fields.push((seq, spans));
-            }
-        }
-        for (seq, entry) in scalars(&lists.tags) {
-            let span = children.keep(text(Some(entry)));
-            children.tags.push((seq, span));
-        }
-        for (seq, entry) in scalars(&lists.aliases) {
-            let span = children.keep(text(Some(entry)));
-            children.aliases.push((seq, span));
-        }
-        children
-    }
-
     /// Adds an `ip_addresses` row.
     pub fn push_ip(&mut self, row: Ip<'_>) {
         let texts = [row.ip, row.label, row.subnet, row.mac];
@@ -246,11 +208,6 @@ impl DeviceChildren {
             _ => Span::NULL,
         }
     }
-
-    /// Member `key` of an entry as text, kept in the buffer.
-    fn member(&mut self, entry: &serde_json::Map<String, Value>, key: &str) -> Span {
-        self.keep(text(entry.get(key)))
-    }
 }
 
 /// A position as stored (lists longer than `u32::MAX` entries do not exist).
@@ -262,47 +219,9 @@ fn seq(seq: i64) -> u32 {
 /// derives them.
 #[cfg(test)]
 pub(crate) fn of_record(raw: &str) -> DeviceChildren {
-    let Ok(Value::Object(mut record)) = serde_json::from_str::<Value>(raw) else {
-        return DeviceChildren::default();
-    };
-    DeviceChildren::from_lists(ChildLists {
-        ip_addresses: record.remove("ip_addresses"),
-        mac_addresses: record.remove("mac_addresses"),
-        tags: record.remove("tags"),
-        custom_fields: record.remove("custom_fields"),
-        aliases: record.remove("aliases"),
-    })
-}
-
-/// A JSON value as a child column's text: a string as sent (`""` too), a number or boolean as
-/// its JSON text, a list or object as JSON, null or absent as NULL.
-fn text(v: Option<&Value>) -> Option<Cow<'_, str>> {
-    match v? {
-        Value::Null => None,
-        Value::String(s) => Some(Cow::Borrowed(s)),
-        other => Some(Cow::Owned(other.to_string())),
-    }
-}
-
-/// The object entries of a list with their positions; nothing when it is not a list.
-fn objects(list: &Option<Value>) -> impl Iterator<Item = (u32, &serde_json::Map<String, Value>)> {
-    entries(list).filter_map(|(seq, entry)| entry.as_object().map(|e| (seq, e)))
-}
-
-/// The string, number and boolean entries of a list with their positions (null, lists and
-/// objects skipped); nothing when it is not a list.
-fn scalars(list: &Option<Value>) -> impl Iterator<Item = (u32, &Value)> {
-    entries(list)
-        .filter(|(_, entry)| matches!(entry, Value::String(_) | Value::Number(_) | Value::Bool(_)))
-}
-
-/// The entries of a list with their positions; nothing when it is not a list.
-fn entries(list: &Option<Value>) -> impl Iterator<Item = (u32, &Value)> {
-    let entries = match list {
-        Some(Value::Array(entries)) => entries.as_slice(),
-        _ => &[],
-    };
-    (0..).zip(entries)
+    serde_json::from_str::<crate::d42::models::Fields>(raw)
+        .map(|fields| fields.columns().children)
+        .unwrap_or_default()
 }
 
 #[cfg(test)]

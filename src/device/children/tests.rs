@@ -1,7 +1,7 @@
 //! The child rows derived from records as Device42 sends them, odd shapes included.
 
 use super::*;
-use serde_json::json;
+use serde_json::{Value, json};
 
 /// The children of a record given as JSON.
 fn children_of(record: Value) -> DeviceChildren {
@@ -145,4 +145,54 @@ fn rows_pushed_read_back_as_they_were_given() {
     assert_eq!(children.ips().collect::<Vec<_>>(), [ip]);
     assert_eq!(texts(children.tags()), [(0, "pci")]);
     assert_eq!(children.aliases().len(), 0);
+}
+
+#[test]
+fn escaped_texts_are_unescaped_and_a_member_given_twice_counts_as_its_last() {
+    let raw = r#"{"ip_addresses": [{"ip": "10.0.0.1", "label": "eth\"0\u00e9", "ip": "10.0.0.2", "\u0069p": "10.0.0.3", "type": 1, "type": "x"}],
+        "tags": ["a\\b", "\u00e9"],
+        "custom_fields": [{"key": "k", "value": {"b": 1, "a": [true, null]}, "notes": ""}]}"#;
+    let children = of_record(raw);
+
+    assert_eq!(
+        children.ips().collect::<Vec<_>>(),
+        [Ip {
+            seq: 0,
+            ip: Some("10.0.0.3"),
+            label: Some("eth\"0é"),
+            ..Ip::default()
+        }]
+    );
+    assert_eq!(texts(children.tags()), [(0, "a\\b"), (1, "é")]);
+    let values: Vec<Option<&str>> = children.custom_fields().map(|f| f.value).collect();
+    assert_eq!(
+        values,
+        [Some(r#"{"a":[true,null],"b":1}"#)],
+        "an object member is its JSON with the keys in order, as before"
+    );
+}
+
+#[test]
+fn numbers_and_booleans_in_lists_of_strings_are_their_json_text() {
+    let children = children_of(json!({
+        "tags": [1, -2, 18446744073709551615u64, 2.5, false, "t"],
+        "mac_addresses": [{"mac": 1e3, "port": -0.0, "vlan": 101}]
+    }));
+
+    assert_eq!(
+        texts(children.tags()),
+        [
+            (0, "1"),
+            (1, "-2"),
+            (2, "18446744073709551615"),
+            (3, "2.5"),
+            (4, "false"),
+            (5, "t")
+        ]
+    );
+    let mac = children.macs().next().unwrap();
+    assert_eq!(
+        (mac.mac, mac.port, mac.vlan),
+        (Some("1000.0"), Some("-0.0"), Some("101"))
+    );
 }

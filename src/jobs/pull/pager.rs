@@ -300,9 +300,6 @@ impl Pager {
 fn parse(offset: u64, limit: u64, hash: u128, body: d42::Body) -> Result<FetchedPage, PullError> {
     crate::failpoint::block("pull.slow_parse");
     let parsed = d42::models::parse_device_page(&body.bytes).map_err(|cause| body.bad(cause))?;
-    if std::str::from_utf8(&body.bytes).is_err() {
-        return Err(body.bad("body is not valid utf-8").into());
-    }
     let base = body.bytes.as_ptr() as usize;
     let items = parsed
         .items

@@ -146,27 +146,6 @@ fn code_is_accepted_as_int_or_string() {
 }
 
 #[test]
-fn a_record_giving_a_read_member_twice_is_an_error_naming_it() {
-    for name in Key::NAMES {
-        let body =
-            format!(r#"{{"Devices": [{{"device_id": 1, "{name}": null, "{name}": null}}]}}"#);
-        let err = parse_device_page(body.as_bytes()).unwrap_err();
-        assert!(
-            err.contains(&format!(
-                "item 0 is not a device object: duplicate field `{name}`"
-            )),
-            "{name}: {err}"
-        );
-    }
-    let other = br#"{"Devices": [{"device_id": 1, "rack": 1, "rack": 2}]}"#;
-    assert_eq!(
-        parse_device_page(other).unwrap().items.len(),
-        1,
-        "a member not read may repeat"
-    );
-}
-
-#[test]
 fn a_body_that_is_not_utf8_is_refused_as_such_unless_it_is_also_malformed() {
     let mut body = br#"{"Devices": [{"device_id": 1, "name": "x"}]}"#.to_vec();
     body[39] = 0xff;

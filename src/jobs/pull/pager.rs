@@ -61,7 +61,7 @@ pub(super) struct FetchedPage {
 pub(super) enum PageContent {
     /// Parsed into an index over its body (no copy of the records).
     Parsed {
-        body: Vec<u8>,
+        body: String,
         /// Each device in page order.
         items: Vec<FetchedItem>,
     },
@@ -300,6 +300,7 @@ impl Pager {
 fn parse(offset: u64, limit: u64, hash: u128, body: d42::Body) -> Result<FetchedPage, PullError> {
     crate::failpoint::block("pull.slow_parse");
     let parsed = d42::models::parse_device_page(&body.bytes).map_err(|cause| body.bad(cause))?;
+    let (total_count, limit_given) = (parsed.total_count, parsed.limit);
     let base = body.bytes.as_ptr() as usize;
     let items = parsed
         .items
@@ -314,16 +315,17 @@ fn parse(offset: u64, limit: u64, hash: u128, body: d42::Body) -> Result<Fetched
             }
         })
         .collect();
+    // The parse checked the body to be UTF-8; kept as text, its records need no check when
+    // they are staged.
+    let body = String::from_utf8(body.bytes)
+        .map_err(|e| PullError::Task(format!("a parsed page is not UTF-8: {e}")))?;
     Ok(FetchedPage {
         offset,
         asked: limit,
         hash,
-        total_count: parsed.total_count,
-        limit: parsed.limit,
-        content: PageContent::Parsed {
-            body: body.bytes,
-            items,
-        },
+        total_count,
+        limit: limit_given,
+        content: PageContent::Parsed { body, items },
     })
 }
 

@@ -341,7 +341,7 @@ impl<'a> Walk<'a> {
     /// differs, by id alone where it is the same (and always, for an id listing).
     async fn rows<'b>(
         &mut self,
-        body: &'b [u8],
+        body: &'b str,
         items: &'b [FetchedItem],
     ) -> Result<Vec<StageRow<'b>>, PullError> {
         let ids_only = self.pager.ids_only();
@@ -359,10 +359,9 @@ impl<'a> Walk<'a> {
                 record: match stored.get(&item.device_id) {
                     _ if ids_only => None,
                     Some(h) if *h == item.hash => None,
-                    // Ranges were cut from the body by the JSON parser at value boundaries, and
-                    // the body was checked to be UTF-8.
+                    // Ranges were cut from the body by the JSON parser at value boundaries.
                     _ => Some((
-                        std::str::from_utf8(&body[item.range.clone()]).unwrap_or_default(),
+                        body.get(item.range.clone()).unwrap_or_default(),
                         &item.columns,
                     )),
                 },

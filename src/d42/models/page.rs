@@ -242,9 +242,9 @@ fn flag(v: Option<Value>) -> Option<i64> {
     }
 }
 
-/// The top level of a devices page, read in one pass: the list (under a key matched
-/// case-insensitively, as Device42 spells it both ways) kept as raw items, the counts as values,
-/// every other key skipped.
+/// The top level of a devices page, as [`read_in_two_passes`] reads it first: the list (under a
+/// key matched case-insensitively, as Device42 spells it both ways) kept as raw items, the counts
+/// as values, every other key skipped.
 struct PageTop<'a> {
     devices: Option<Vec<&'a RawValue>>,
     total_count: Option<Value>,
